@@ -1,0 +1,29 @@
+# saldissect: what do deep saliency models learn about visual attention?
+# Reads like a table of contents; the stages live in workflow/rules/.
+from snakemake.utils import min_version
+
+min_version("8.10")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True
+
+
+rule tables:
+    input:
+        get_table_outputs(),

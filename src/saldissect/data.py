@@ -1,0 +1,264 @@
+"""Readers for the real layouts (SALICON, Visual Genome) and PyTorch datasets.
+
+SALICON: ``images/{split}/<name>.jpg``, ``maps/{split}/<name>.png`` and
+``fixations/{split}/<name>.mat`` (2017 release: ``gaze`` struct array with
+1-based ``fixations`` (x, y)) or a binary ``fixationPts`` array, or binary
+fixation PNGs. Visual Genome: ``image_data.json``, ``objects.json``,
+``attributes.json`` and ``images/<image_id>.jpg``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import scipy.io
+import torch
+from torch.utils.data import Dataset
+
+from saldissect.io import check_schema
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+# ---------------------------------------------------------------------- SALICON
+def read_salicon_split(root: str | Path, split: str) -> pd.DataFrame:
+    """Index one split: image, map and fixation paths with the image size."""
+    root = Path(root)
+    image_dir = root / "images" / split
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: SALICON image folder not found")
+    rows = []
+    for image_path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        name = image_path.stem
+        map_path = _find(root / "maps" / split, name, (".png", ".jpg", ".jpeg"))
+        fixation_path = _find(root / "fixations" / split, name, (".mat", ".png"))
+        height, width = _image_size(image_path)
+        rows.append((name, str(image_path), str(map_path), str(fixation_path), height, width))
+    if not rows:
+        raise ValueError(f"{image_dir}: no images in split {split!r}")
+    return check_schema(
+        pd.DataFrame(
+            rows, columns=["image_id", "image_path", "map_path", "fixation_path", "height", "width"]
+        ),
+        "split",
+    )
+
+
+def _find(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path:
+    for suffix in suffixes:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{folder / stem}{{{','.join(suffixes)}}}: missing for image {stem}")
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: unreadable image")
+    return int(image.shape[0]), int(image.shape[1])
+
+
+def load_fixations(path: str | Path, height: int, width: int) -> np.ndarray:
+    """Fixations as an int array of (row, col), 0-based, inside a height x width image.
+
+    Reads the SALICON 2017 ``.mat`` (``gaze`` struct, 1-based (x, y) per
+    observer; points are scaled if ``resolution`` differs), a ``.mat`` with a
+    binary ``fixationPts`` map, or a binary fixation PNG.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".mat":
+        mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
+        if "gaze" in mat:
+            gaze = np.atleast_1d(mat["gaze"])
+            xy = [np.asarray(g.fixations, np.float64).reshape(-1, 2) for g in gaze]
+            xy = np.concatenate(xy) if xy else np.zeros((0, 2))
+            res_h, res_w = np.asarray(mat.get("resolution", (height, width))).ravel()[:2]
+            rows = (xy[:, 1] - 1) * height / res_h
+            cols = (xy[:, 0] - 1) * width / res_w
+            points = np.stack([rows, cols], axis=1).round().astype(int)
+        elif "fixationPts" in mat:
+            points = _points_from_map(np.asarray(mat["fixationPts"]), height, width)
+        else:
+            raise ValueError(f"{path}: neither a 'gaze' struct nor a 'fixationPts' map")
+    else:
+        binary = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if binary is None:
+            raise ValueError(f"{path}: unreadable fixation image")
+        points = _points_from_map(binary, height, width)
+    inside = (
+        (points[:, 0] >= 0) & (points[:, 0] < height) & (points[:, 1] >= 0) & (points[:, 1] < width)
+    )
+    return points[inside]
+
+
+def _points_from_map(binary: np.ndarray, height: int, width: int) -> np.ndarray:
+    rows, cols = np.nonzero(binary)
+    scale_r, scale_c = height / binary.shape[0], width / binary.shape[1]
+    return np.stack([rows * scale_r, cols * scale_c], axis=1).astype(int)
+
+
+def fixation_map(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Binary H x W map with ones at the fixated pixels."""
+    out = np.zeros((height, width), np.float32)
+    out[points[:, 0], points[:, 1]] = 1.0
+    return out
+
+
+def read_saliency_map(path: str | Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"{path}: unreadable saliency map")
+    return image.astype(np.float32) / 255.0
+
+
+# ---------------------------------------------------------------- Visual Genome
+def normalise_name(name: str) -> str:
+    """Lower case, trimmed, inner whitespace collapsed; multi-word names stay whole."""
+    return " ".join(name.lower().split())
+
+
+def read_visual_genome(
+    root: str | Path,
+    *,
+    min_object_count: int = 1,
+    min_attribute_count: int = 1,
+    keep_objects: frozenset[str] = frozenset(),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe images and their concept boxes from Visual Genome's native JSON.
+
+    Returns ``probe`` (image_id, image_path, height, width) and ``concepts``
+    (image_id, concept, kind, x, y, w, h): one row per object name or attribute
+    with its object's box. Objects are kept if in ``keep_objects`` or seen at
+    least ``min_object_count`` times; attributes at least ``min_attribute_count``.
+    """
+    root = Path(root)
+    image_data = _read_json(root / "image_data.json")
+    attributes = _read_json(root / "attributes.json")
+    sizes = {
+        int(entry["image_id"]): (int(entry["height"]), int(entry["width"])) for entry in image_data
+    }
+    rows = []
+    for entry in attributes:
+        image_id = int(entry["image_id"])
+        for obj in entry.get("attributes", []):
+            box = (obj["x"], obj["y"], obj["w"], obj["h"])
+            for name in obj.get("names", []):
+                rows.append((image_id, normalise_name(name), "object", *box))
+            for attribute in obj.get("attributes", []) or []:
+                rows.append((image_id, normalise_name(attribute), "attribute", *box))
+    concepts = pd.DataFrame(rows, columns=["image_id", "concept", "kind", "x", "y", "w", "h"])
+    counts = Counter(zip(concepts["concept"], concepts["kind"], strict=True))
+    keep = [
+        (kind == "object" and (name in keep_objects or counts[(name, kind)] >= min_object_count))
+        or (kind == "attribute" and counts[(name, kind)] >= min_attribute_count)
+        for name, kind in zip(concepts["concept"], concepts["kind"], strict=True)
+    ]
+    concepts = concepts[keep].reset_index(drop=True)
+    probe_ids = sorted(set(concepts["image_id"]) & set(sizes))
+    image_dir = root / "images"
+    probe = pd.DataFrame(
+        [(i, str(image_dir / f"{i}.jpg"), *sizes[i]) for i in probe_ids],
+        columns=["image_id", "image_path", "height", "width"],
+    )
+    concepts = concepts[concepts["image_id"].isin(probe_ids)].reset_index(drop=True)
+    return check_schema(probe, "probe"), check_schema(concepts, "concepts")
+
+
+def _read_json(path: Path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: Visual Genome file not found") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+# --------------------------------------------------------------------- datasets
+def load_image(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """RGB float32 image resized to ``size`` (height, width), ImageNet-normalised, C x H x W."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: unreadable image")
+    image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+    return ((image - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+
+
+class SaliencyDataset(Dataset):
+    """Image, saliency map and binary fixation map at the model's input size.
+
+    With ``cache=True`` every sample is decoded once and kept in memory (for
+    small datasets such as the synthetic world).
+    """
+
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        size: tuple[int, int],
+        *,
+        hflip: bool = False,
+        cache: bool = False,
+    ) -> None:
+        self.table = table.reset_index(drop=True)
+        self.size = tuple(size)
+        self.hflip = hflip
+        self._cache: dict[int, tuple] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        row = self.table.iloc[index]
+        height, width = self.size
+        image = load_image(row.image_path, self.size)
+        smap = cv2.resize(
+            read_saliency_map(row.map_path), (width, height), interpolation=cv2.INTER_AREA
+        )
+        points = load_fixations(row.fixation_path, int(row.height), int(row.width))
+        scaled = np.stack(
+            [points[:, 0] * height // int(row.height), points[:, 1] * width // int(row.width)],
+            axis=1,
+        )
+        sample = (image, smap[None], fixation_map(scaled, height, width)[None])
+        if self._cache is not None:
+            self._cache[index] = sample
+        return sample
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, smap, fixations = self._load(index)
+        if self.hflip and torch.rand(()) < 0.5:
+            image, smap, fixations = (
+                np.ascontiguousarray(a[..., ::-1]) for a in (image, smap, fixations)
+            )
+        return {
+            "image": torch.from_numpy(image),
+            "map": torch.from_numpy(smap),
+            "fixations": torch.from_numpy(fixations),
+            "index": index,
+        }
+
+
+class ImageDataset(Dataset):
+    """Images only (probe set), at the model's input size."""
+
+    def __init__(self, table: pd.DataFrame, size: tuple[int, int]) -> None:
+        self.table = table.reset_index(drop=True)
+        self.size = tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row = self.table.iloc[index]
+        return {"image": torch.from_numpy(load_image(row.image_path, self.size)), "index": index}

@@ -1,0 +1,242 @@
+"""Adaptive thresholds and dissection: align bases with semantics (METHOD.md 3-4).
+
+Conventions:
+- bases and concepts are numbered from 0; concept masks live on the model's
+  feature grid (h x w); a cell belongs to a concept when the union of its
+  boxes covers at least ``min_cover`` of the cell;
+- ``iou`` is 0 where the union is empty; an image contributes to a concept's
+  mean IoU only when the concept's mask is non-empty there (empty masks are
+  skipped), and the raw intersection and union sums are kept beside the mean
+  so results can be audited and pooled (sum of intersections / sum of unions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from saldissect.data import ImageDataset
+from saldissect.models import SaliencyModel
+
+
+# -------------------------------------------------------------------- kernels
+def iou(prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor) -> Tensor:
+    """IoU of every basis mask with every concept mask, per image.
+
+    ``prob_maps`` B x N x h x w (float), ``thresholds`` N, ``concept_masks``
+    B x K x h x w (bool). Basis mask ``M[n] = P[n] > tau[n]``. Returns B x N x K
+    ``|M & C| / |M | C|``, 0 where the union is empty.
+    """
+    inter, union = intersection_union(prob_maps, thresholds, concept_masks)
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
+
+
+def intersection_union(
+    prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Intersection and union cell counts, B x N x K each, as one batched matmul."""
+    if prob_maps.ndim != 4 or concept_masks.ndim != 4:
+        raise ValueError(
+            f"expected B x N x h x w maps and B x K x h x w masks, got "
+            f"{tuple(prob_maps.shape)} and {tuple(concept_masks.shape)}"
+        )
+    if (
+        prob_maps.shape[0] != concept_masks.shape[0]
+        or prob_maps.shape[2:] != concept_masks.shape[2:]
+    ):
+        raise ValueError(
+            f"prob_maps {tuple(prob_maps.shape)} and concept_masks "
+            f"{tuple(concept_masks.shape)} differ in batch or grid size"
+        )
+    # 0/1 products accumulate exactly in float32 (also under TF32) up to 2**24 cells.
+    basis = (prob_maps > thresholds.view(1, -1, 1, 1)).flatten(2).float()  # B x N x hw
+    concept = concept_masks.flatten(2).float()  # B x K x hw
+    inter = torch.bmm(basis, concept.transpose(1, 2))  # B x N x K
+    union = basis.sum(2).float()[:, :, None] + concept.sum(2).float()[:, None, :] - inter
+    return inter, union
+
+
+def coverage_masks(
+    boxes: np.ndarray,
+    image_size: tuple[int, int],
+    grid: tuple[int, int],
+    min_cover: float,
+    supersample: int = 4,
+) -> Tensor:
+    """Rasterise the union of each concept's boxes onto the feature grid.
+
+    ``boxes`` is a list (one per concept) of arrays of (x, y, w, h) in pixels of
+    an image of ``image_size`` (height, width). A grid cell belongs to the mask
+    when the union covers at least ``min_cover`` of it, measured on a grid
+    ``supersample`` times finer. Returns K x h x w bool.
+    """
+    height, width = image_size
+    gh, gw = grid
+    fy = (torch.arange(gh * supersample) + 0.5) / (gh * supersample) * height
+    fx = (torch.arange(gw * supersample) + 0.5) / (gw * supersample) * width
+    masks = torch.zeros(len(boxes), gh, gw, dtype=torch.bool)
+    for k, concept_boxes in enumerate(boxes):
+        b = torch.as_tensor(np.asarray(concept_boxes, np.float32).reshape(-1, 4))
+        inside_y = (fy[None] >= b[:, 1:2]) & (fy[None] < b[:, 1:2] + b[:, 3:4])  # boxes x H'
+        inside_x = (fx[None] >= b[:, 0:1]) & (fx[None] < b[:, 0:1] + b[:, 2:3])  # boxes x W'
+        union = (inside_y[:, :, None] & inside_x[:, None, :]).any(0).float()
+        cover = torch.nn.functional.avg_pool2d(union[None, None], supersample)[0, 0]
+        masks[k] = cover >= min_cover
+    return masks
+
+
+# ------------------------------------------------------------------ thresholds
+class BasisHistogram:
+    """Streaming per-basis histogram of activations in [0, 1] (one pass, fixed memory)."""
+
+    def __init__(self, n_bases: int, bins: int = 10000, device: torch.device | str = "cpu"):
+        self.bins = bins
+        self.counts = torch.zeros(n_bases, bins, dtype=torch.float64, device=device)
+
+    def update(self, prob: Tensor) -> None:
+        n = prob.shape[1]
+        values = prob.transpose(0, 1).reshape(n, -1)
+        index = (values * self.bins).long().clamp_(0, self.bins - 1)
+        index += torch.arange(n, device=prob.device)[:, None] * self.bins
+        flat = torch.bincount(index.flatten(), minlength=n * self.bins)
+        self.counts += flat.view(n, self.bins).to(self.counts)
+
+    def quantile(self, q: float) -> tuple[Tensor, Tensor]:
+        """q-quantile per basis, linear within its bin, and the fraction above it."""
+        cdf = self.counts.cumsum(1)
+        total = cdf[:, -1:]
+        target = q * total
+        index = torch.searchsorted(cdf, target).clamp_(max=self.bins - 1)  # first bin reaching q
+        below = torch.where(
+            index > 0, cdf.gather(1, (index - 1).clamp_min(0)), torch.zeros_like(target)
+        )
+        inside = self.counts.gather(1, index)
+        frac = torch.where(
+            inside > 0, (target - below) / inside.clamp_min(1e-12), torch.zeros_like(target)
+        )
+        threshold = (index.double() + frac) / self.bins
+        active = 1.0 - (below + frac * inside) / total.clamp_min(1)
+        return threshold.squeeze(1), active.squeeze(1)
+
+
+@torch.no_grad()
+def compute_thresholds(
+    model: SaliencyModel,
+    images: pd.DataFrame,
+    size: tuple[int, int],
+    *,
+    quantile: float,
+    bins: int,
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+) -> pd.DataFrame:
+    """Per-basis q-quantile of P over all grid cells of all given images."""
+    model.eval()
+    loader = DataLoader(ImageDataset(images, size), batch_size=batch_size, num_workers=num_workers)
+    histogram = BasisHistogram(model.n_bases, bins, device)
+    for batch in tqdm(loader, desc="thresholds", disable=None):
+        histogram.update(model(batch["image"].to(device))["prob"].float())
+    threshold, active = histogram.quantile(quantile)
+    return pd.DataFrame(
+        {
+            "basis": np.arange(model.n_bases),
+            "threshold": threshold.cpu().numpy(),
+            "quantile": float(quantile),
+            "active_fraction": active.cpu().numpy(),
+        }
+    )
+
+
+# ------------------------------------------------------------------ dissection
+@torch.no_grad()
+def dissect(
+    model: SaliencyModel,
+    probe: pd.DataFrame,
+    concepts: pd.DataFrame,
+    thresholds: Tensor,
+    size: tuple[int, int],
+    *,
+    min_cover: float,
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+) -> pd.DataFrame:
+    """Alignment of every (basis, concept) pair over the probe set.
+
+    Returns one row per pair with mean IoU over the images where the concept
+    occurs, pooled IoU, the raw intersection and union sums and the number of
+    images.
+    """
+    model.eval()
+    vocabulary = concepts[["concept", "kind"]].drop_duplicates().sort_values(["kind", "concept"])
+    vocabulary = vocabulary.reset_index(drop=True)
+    index_of = {
+        (c, k): i
+        for i, (c, k) in enumerate(zip(vocabulary["concept"], vocabulary["kind"], strict=True))
+    }
+    by_image = {image_id: group for image_id, group in concepts.groupby("image_id")}
+    n_bases, n_concepts = model.n_bases, len(vocabulary)
+    sum_iou = torch.zeros(n_bases, n_concepts, dtype=torch.float64, device=device)
+    sum_inter = torch.zeros_like(sum_iou)
+    sum_union = torch.zeros_like(sum_iou)
+    n_images = torch.zeros(n_concepts, dtype=torch.float64, device=device)
+    thresholds = thresholds.to(device)
+    probe = probe.reset_index(drop=True)
+    loader = DataLoader(ImageDataset(probe, size), batch_size=batch_size, num_workers=num_workers)
+    for batch in tqdm(loader, desc="dissection", disable=None):
+        prob = model(batch["image"].to(device))["prob"].float()
+        grid = tuple(prob.shape[2:])
+        rows = probe.iloc[batch["index"].numpy()]
+        # Only the concepts present in this batch: K stays small for large vocabularies.
+        present = sorted(
+            {
+                index_of[key]
+                for image_id in rows["image_id"]
+                for key in zip(
+                    by_image[image_id]["concept"], by_image[image_id]["kind"], strict=True
+                )
+            }
+        )
+        column = {k: j for j, k in enumerate(present)}
+        masks = torch.zeros(len(rows), len(present), *grid, dtype=torch.bool)
+        for b, row in enumerate(rows.itertuples()):
+            group = by_image[row.image_id]
+            keys = [index_of[key] for key in zip(group["concept"], group["kind"], strict=True)]
+            boxes = group[["x", "y", "w", "h"]].to_numpy(np.float32)
+            unique = sorted(set(keys))
+            per_concept = [boxes[[i for i, key in enumerate(keys) if key == k]] for k in unique]
+            masks[b, [column[k] for k in unique]] = coverage_masks(
+                per_concept, (int(row.height), int(row.width)), grid, min_cover
+            )
+        masks = masks.to(device)
+        inter, union = intersection_union(prob, thresholds, masks)
+        scores = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
+        occurs = masks.flatten(2).any(2)  # B x K
+        scores = scores * occurs[:, None, :]
+        cols = torch.as_tensor(present, device=device)
+        sum_iou[:, cols] += scores.sum(0).double()
+        sum_inter[:, cols] += (inter * occurs[:, None, :]).sum(0).double()
+        sum_union[:, cols] += (union * occurs[:, None, :]).sum(0).double()
+        n_images[cols] += occurs.sum(0).double()
+    mean_iou = sum_iou / n_images.clamp_min(1)
+    pooled = torch.where(
+        sum_union > 0, sum_inter / sum_union.clamp_min(1), torch.zeros_like(sum_union)
+    )
+    basis, concept = np.meshgrid(np.arange(n_bases), np.arange(n_concepts), indexing="ij")
+    return pd.DataFrame(
+        {
+            "basis": basis.ravel(),
+            "concept": vocabulary["concept"].to_numpy()[concept.ravel()],
+            "kind": vocabulary["kind"].to_numpy()[concept.ravel()],
+            "mean_iou": mean_iou.cpu().numpy().ravel(),
+            "pooled_iou": pooled.cpu().numpy().ravel(),
+            "intersection": sum_inter.cpu().numpy().ravel(),
+            "union": sum_union.cpu().numpy().ravel(),
+            "n_images": n_images.cpu().numpy()[concept.ravel()].astype(np.int64),
+        }
+    )

@@ -1,0 +1,190 @@
+"""Saliency evaluation metrics: pure numpy kernels, no I/O.
+
+The definitions follow pysaliency and the MIT saliency benchmark.  All
+functions take 2-D arrays of any real dtype, compute in float64 and return
+Python floats.
+
+Conventions
+-----------
+* ``pred`` and the reference map (``gt`` / ``fixations`` / ``other_fixations``)
+  must have the same shape, else ``ValueError`` naming both shapes.  Inputs
+  that are not 2-D, are empty, or contain NaN or inf raise ``ValueError``
+  (NaN is reported as ``"<name> contains NaN"``).
+* Fixation maps are binary-or-count maps: a pixel is fixated iff its value is
+  > 0, and a pixel fixated k times counts once (MIT benchmark semantics).
+  Negative fixation values raise ``ValueError``.
+* ``sim`` and ``kld`` treat each map as a distribution (normalised to sum 1);
+  their inputs must be non-negative (else ``ValueError``).  An all-zero map is
+  treated as uniform, for either argument (a constant positive map is uniform
+  after normalisation anyway).
+* ``kld(pred, gt)`` is KL(gt || pred) = ``sum gt * log(eps + gt / (pred + eps))``
+  with ``eps = np.finfo(np.float64).eps``; it can be ~1e-16 below zero for
+  identical maps.
+* Degenerate inputs give defined values, never NaN, never an exception:
+  ``cc`` is 0.0 if either map is constant; ``nss`` is 0.0 for a constant
+  prediction or an empty fixation map; ``auc_judd`` and ``sauc`` are 0.5 for
+  a constant prediction, no fixations, or no negatives.
+* ``auc_judd`` uses no random jitter: tied saliency values are handled
+  deterministically by the ``>=`` threshold rule (a tie block becomes one
+  linear ROC segment).  ``sauc`` is the exact Mann-Whitney probability
+  P(pos > neg) + 0.5 P(pos == neg), i.e. the deterministic limit of the
+  benchmark's random-split procedure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+METRICS: tuple[str, ...] = ("cc", "sim", "kld", "nss", "auc_judd", "sauc")
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _as_map(x: ArrayLike, name: str) -> np.ndarray:
+    """Return ``x`` as a validated 2-D finite float64 array."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN")
+    if np.isinf(arr).any():
+        raise ValueError(f"{name} contains inf")
+    return arr
+
+
+def _pair(a: ArrayLike, b: ArrayLike, name_b: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``pred`` (``a``) and a reference map (``b``) of equal shape."""
+    pred, ref = _as_map(a, "pred"), _as_map(b, name_b)
+    if pred.shape != ref.shape:
+        raise ValueError(f"shape mismatch: pred {pred.shape} vs {name_b} {ref.shape}")
+    return pred, ref
+
+
+def _fixation_mask(fix: np.ndarray, name: str) -> np.ndarray:
+    """Binary mask of fixated pixels (value > 0); counts collapse to one."""
+    if (fix < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    return fix > 0
+
+
+def _distribution(x: np.ndarray, name: str) -> np.ndarray:
+    """Normalise a non-negative map to sum 1; an all-zero map becomes uniform."""
+    if (x < 0).any():
+        raise ValueError(f"{name} must be non-negative")
+    total = x.sum()
+    if total == 0:
+        return np.full(x.shape, 1.0 / x.size)
+    return x / total
+
+
+def _is_constant(x: np.ndarray) -> bool:
+    return bool(x.max() == x.min())
+
+
+def cc(pred: ArrayLike, gt: ArrayLike) -> float:
+    """Pearson correlation coefficient; 0.0 if either map is constant."""
+    p, g = _pair(pred, gt, "gt")
+    if _is_constant(p) or _is_constant(g):
+        return 0.0
+    a, b = p - p.mean(), g - g.mean()
+    r = np.sum(a * b) / (np.sqrt(np.sum(a * a)) * np.sqrt(np.sum(b * b)))
+    return float(np.clip(r, -1.0, 1.0))
+
+
+def sim(pred: ArrayLike, gt: ArrayLike) -> float:
+    """Similarity (histogram intersection) of the two maps as distributions."""
+    p, g = _pair(pred, gt, "gt")
+    return float(np.minimum(_distribution(p, "pred"), _distribution(g, "gt")).sum())
+
+
+def kld(pred: ArrayLike, gt: ArrayLike) -> float:
+    """KL(gt || pred) with the MIT benchmark's eps regularisation."""
+    p, g = _pair(pred, gt, "gt")
+    p, g = _distribution(p, "pred"), _distribution(g, "gt")
+    return float(np.sum(g * np.log(_EPS + g / (p + _EPS))))
+
+
+def nss(pred: ArrayLike, fixations: ArrayLike) -> float:
+    """Mean standardised prediction (ddof=0) over the fixated pixels."""
+    p, f = _pair(pred, fixations, "fixations")
+    mask = _fixation_mask(f, "fixations")
+    if not mask.any() or _is_constant(p):
+        return 0.0
+    z = (p - p.mean()) / p.std()
+    return float(z[mask].mean())
+
+
+def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
+
+
+def auc_judd(pred: ArrayLike, fixations: ArrayLike) -> float:
+    """AUC-Judd: ROC over thresholds at fixated saliency values, no jitter.
+
+    For each distinct threshold t among the fixated values, TP rate is the
+    fraction of fixated pixels with saliency >= t and FP rate the fraction of
+    non-fixated pixels with saliency >= t; (0, 0) and (1, 1) are added and the
+    area is taken by the trapezoid rule.  Ties need no jitter: equal values
+    give a single ROC point.
+    """
+    p, f = _pair(pred, fixations, "fixations")
+    mask = _fixation_mask(f, "fixations")
+    pos, neg = np.sort(p[mask]), np.sort(p[~mask])
+    if pos.size == 0 or neg.size == 0 or _is_constant(p):
+        return 0.5
+    thresholds = np.unique(pos)[::-1]
+    tp = (pos.size - np.searchsorted(pos, thresholds, side="left")) / pos.size
+    fp = (neg.size - np.searchsorted(neg, thresholds, side="left")) / neg.size
+    return _trapezoid(np.r_[0.0, fp, 1.0], np.r_[0.0, tp, 1.0])
+
+
+def sauc(pred: ArrayLike, fixations: ArrayLike, other_fixations: ArrayLike) -> float:
+    """Shuffled AUC as the exact Mann-Whitney P(pos > neg) + 0.5 P(pos == neg).
+
+    Positives are the saliency values at this image's fixated pixels,
+    negatives those at the pixels fixated in ``other_fixations`` (pixels in
+    both maps count on both sides).  This is the exact, deterministic form of
+    the benchmark's random-split procedure.
+    """
+    p, f = _pair(pred, fixations, "fixations")
+    _, o = _pair(p, other_fixations, "other_fixations")
+    pos = p[_fixation_mask(f, "fixations")]
+    neg = np.sort(p[_fixation_mask(o, "other_fixations")])
+    if pos.size == 0 or neg.size == 0 or _is_constant(p):
+        return 0.5
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    wins = 2 * int(below.sum()) + int(ties.sum())  # twice the Mann-Whitney U
+    return wins / (2.0 * pos.size * neg.size)
+
+
+def score_image(
+    pred: ArrayLike,
+    gt_map: ArrayLike,
+    fixations: ArrayLike,
+    other_fixations: ArrayLike | None = None,
+    metrics: Sequence[str] = METRICS,
+) -> dict[str, float]:
+    """Compute the requested metrics for one image.
+
+    ``cc``/``sim``/``kld`` use ``gt_map``; ``nss``/``auc_judd``/``sauc`` use
+    ``fixations``.  ``sauc`` is omitted from the result when
+    ``other_fixations`` is None.  Unknown metric names raise ``ValueError``.
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {METRICS}")
+    kernels = {
+        "cc": lambda: cc(pred, gt_map),
+        "sim": lambda: sim(pred, gt_map),
+        "kld": lambda: kld(pred, gt_map),
+        "nss": lambda: nss(pred, fixations),
+        "auc_judd": lambda: auc_judd(pred, fixations),
+        "sauc": lambda: sauc(pred, fixations, other_fixations),
+    }
+    return {m: kernels[m]() for m in metrics if not (m == "sauc" and other_fixations is None)}

@@ -1,0 +1,308 @@
+"""One function per workflow stage: read artifacts, call the library, write artifacts.
+
+The Snakemake scripts in ``workflow/scripts`` are thin adapters over these;
+notebooks and tests can call them directly with plain paths and config dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from saldissect import contributions as contrib
+from saldissect import reporting, synthetic
+from saldissect.data import read_salicon_split, read_visual_genome
+from saldissect.dissection import compute_thresholds, dissect
+from saldissect.evaluation import predict, score
+from saldissect.io import (
+    SCHEMAS,
+    check_schema,
+    load_checkpoint,
+    read_parquet,
+    write_parquet,
+    write_table,
+)
+from saldissect.train import build_model, pick_device, train_phase2, train_saliency
+
+log = logging.getLogger(__name__)
+
+
+def setup(threads: int, log_path: str | None = None) -> None:
+    """Torch threads and logging to the rule's log file (and stderr)."""
+    torch.set_num_threads(max(1, threads))
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO,
+        handlers=handlers,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ------------------------------------------------------------------------ data
+def generate_world(cfg: dict, root: str | Path) -> None:
+    log.info("drawing the synthetic world under %s", root)
+    synthetic.write_world(root, cfg)
+
+
+def prepare_data(
+    dataset_cfg: dict, vocabulary: dict, paths: dict[str, str], out: dict[str, str], seed: int = 0
+) -> None:
+    """Index the splits and the probe set; build the concept table."""
+    train = read_salicon_split(paths["salicon"], "train")
+    val = read_salicon_split(paths["salicon"], "val")
+    if dataset_cfg.get("shuffle_maps"):
+        rng = np.random.default_rng(seed)
+        for split in (train, val):
+            order = rng.permutation(len(split))
+            split[["map_path", "fixation_path"]] = split[["map_path", "fixation_path"]].to_numpy()[
+                order
+            ]
+        log.info("control: maps and fixations shuffled across images")
+    probe, concepts = read_visual_genome(
+        paths["visual_genome"],
+        min_object_count=vocabulary["min_object_count"],
+        min_attribute_count=vocabulary["min_attribute_count"],
+    )
+    log.info(
+        "%d train, %d val, %d probe images; %d concepts",
+        len(train),
+        len(val),
+        len(probe),
+        concepts[["concept", "kind"]].drop_duplicates().shape[0],
+    )
+    write_parquet(train, out["train"], "split")
+    write_parquet(val, out["val"], "split")
+    write_parquet(probe, out["probe"], "probe")
+    write_parquet(concepts, out["concepts"], "concepts")
+
+
+# -------------------------------------------------------------------- training
+def run_phase1(
+    train: str,
+    val: str,
+    model_cfg: dict,
+    cfg: dict,
+    out_dir: str,
+    *,
+    seed: int,
+    threads: int,
+    device: str,
+) -> None:
+    train_saliency(
+        read_parquet(train, "split"),
+        read_parquet(val, "split"),
+        model_cfg,
+        {**cfg, "seed": seed},
+        out_dir,
+        head="factorised",
+        threads=threads,
+        device=device,
+    )
+
+
+def run_phase2(
+    train: str,
+    val: str,
+    model_cfg: dict,
+    cfg: dict,
+    phase1: str,
+    out_dir: str,
+    basis_weights: str,
+    *,
+    seed: int,
+    threads: int,
+    device: str,
+) -> None:
+    _, weights = train_phase2(
+        read_parquet(train, "split"),
+        read_parquet(val, "split"),
+        model_cfg,
+        {**cfg, "seed": seed},
+        phase1,
+        out_dir,
+        threads=threads,
+        device=device,
+    )
+    log.info(
+        "basis weights: %d positive, %d negative, mean %.4f",
+        (weights["weight"] > 0).sum(),
+        (weights["weight"] < 0).sum(),
+        weights["weight"].mean(),
+    )
+    write_parquet(weights, basis_weights, "basis_weights")
+
+
+def load_model(checkpoint: str, model_cfg: dict, head: str, device: torch.device):
+    model = build_model(model_cfg, head)
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    return model.to(device).eval()
+
+
+# -------------------------------------------------------------------- analysis
+def run_thresholds(
+    checkpoint: str, val: str, model_cfg: dict, cfg: dict, out: str, *, device: str
+) -> None:
+    dev = pick_device(device)
+    model = load_model(checkpoint, model_cfg, "factorised", dev)
+    table = compute_thresholds(
+        model,
+        read_parquet(val, "split"),
+        tuple(model_cfg["input_size"]),
+        quantile=cfg["quantile"],
+        bins=cfg["bins"],
+        batch_size=cfg["batch_size"],
+        device=dev,
+    )
+    log.info(
+        "thresholds: median %.4f, active fraction %.3f",
+        table["threshold"].median(),
+        table["active_fraction"].mean(),
+    )
+    write_parquet(table, out, "thresholds")
+
+
+def run_dissection(
+    checkpoint: str,
+    thresholds: str,
+    probe: str,
+    concepts: str,
+    model_cfg: dict,
+    cfg: dict,
+    out: str,
+    *,
+    device: str,
+) -> None:
+    dev = pick_device(device)
+    model = load_model(checkpoint, model_cfg, "factorised", dev)
+    tau = torch.as_tensor(
+        read_parquet(thresholds, "thresholds")["threshold"].to_numpy(), dtype=torch.float32
+    )
+    table = dissect(
+        model,
+        read_parquet(probe, "probe"),
+        read_parquet(concepts, "concepts"),
+        tau,
+        tuple(model_cfg["input_size"]),
+        min_cover=cfg["min_cover"],
+        batch_size=cfg["batch_size"],
+        device=dev,
+    )
+    write_parquet(table, out, "alignment")
+
+
+def run_contributions(
+    alignment: str,
+    basis_weights: str,
+    vocabulary: dict,
+    cfg: dict,
+    out_contributions: str,
+    out_categories: str,
+) -> None:
+    categories = contrib.load_categories(vocabulary["categories"])
+    table, cats = contrib.contributions(
+        read_parquet(alignment, "alignment"),
+        read_parquet(basis_weights, "basis_weights"),
+        categories,
+        top_k=cfg["top_k"],
+        top_n=cfg["top_n"],
+        score=cfg["score"],
+    )
+    other = sorted(set(table.loc[table["category"] == "other", "concept"]) - set(categories))
+    if other:
+        log.warning(
+            "%d concepts have no category and count as 'other': %s",
+            len(other),
+            ", ".join(other[:50]) + (" ..." if len(other) > 50 else ""),
+        )
+    write_parquet(table, out_contributions, "contributions")
+    write_parquet(cats, out_categories, "categories")
+
+
+def run_evaluation(
+    checkpoints: dict[str, str],
+    val: str,
+    model_cfg: dict,
+    cfg: dict,
+    out: str,
+    *,
+    seed: int,
+    device: str,
+) -> None:
+    dev = pick_device(device)
+    images = read_parquet(val, "split")
+    heads = {"baseline": "plain", "phase1": "factorised", "phase2": "reformulated"}
+    predictions = {}
+    for variant, checkpoint in checkpoints.items():
+        model = load_model(checkpoint, model_cfg, heads[variant], dev)
+        predictions[variant] = predict(
+            model, images, tuple(model_cfg["input_size"]), batch_size=cfg["batch_size"], device=dev
+        )
+    sigma = cfg["center_bias_sigma"] if cfg["center_bias"] else None
+    table = score(
+        predictions, images, center_bias_sigma=sigma, sauc_others=cfg["sauc_others"], seed=seed
+    )
+    log.info("\n%s", table.pivot(index="metric", columns="variant", values="value").round(4))
+    write_parquet(table, out, "metrics")
+
+
+def run_tables(
+    metrics: list[str],
+    contributions: list[str],
+    categories: list[str],
+    out: dict[str, str],
+    *,
+    dataset: str,
+) -> None:
+    """The paper's tables (CSV + Markdown) and figures for one dataset, all models."""
+    write_table(reporting.metrics_table(metrics), out["metrics_csv"], out["metrics_md"])
+    write_table(reporting.top_semantics_table(contributions), out["top_csv"], out["top_md"])
+    write_table(reporting.categories_table(categories), out["categories_csv"], out["categories_md"])
+    reporting.plot_categories(
+        categories, out["categories_png"], f"Category contributions ({dataset})"
+    )
+    figures = out["top_png"] if isinstance(out["top_png"], list) else [out["top_png"]]
+    for path, figure in zip(contributions, figures, strict=True):
+        model = Path(path).parent.name
+        reporting.plot_top_semantics(path, figure, f"Top semantics: {model} on {dataset}")
+
+
+def run_validation(
+    runs: list[str], labels: list[dict], planted: str, out: dict[str, str], *, min_abs_weight: float
+) -> pd.DataFrame:
+    """Recovery of the planted weights for every synthetic run, controls included."""
+    truth = read_parquet(planted, "planted")
+    rows = []
+    for path, label in zip(runs, labels, strict=True):
+        result = contrib.recovery(
+            read_parquet(path, "contributions"), truth, min_abs_weight=min_abs_weight
+        )
+        rows.append(
+            {
+                "dataset": label["dataset"],
+                "model": label["model"],
+                "control": "shuffled maps" if label["control"] else "none",
+                **result,
+            }
+        )
+        log.info(
+            "%s/%s: Spearman %.3f, sign agreement %.3f",
+            label["dataset"],
+            label["model"],
+            result["spearman"],
+            result["sign_agreement"],
+        )
+    table = check_schema(pd.DataFrame(rows, columns=list(SCHEMAS["validation"])), "validation")
+    write_table(table, out["csv"], out["md"])
+    named = {
+        f"{label['dataset']}/{label['model']}": path
+        for path, label in zip(runs, labels, strict=True)
+    }
+    reporting.plot_recovery(named, planted, out["png"], min_abs_weight)
+    return table

@@ -1,0 +1,126 @@
+"""Tables and figures, drawn from Parquet artifacts only (never rerunning a model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from saldissect.contributions import CATEGORIES  # noqa: E402
+from saldissect.io import read_parquet, write_atomic  # noqa: E402
+
+CATEGORY_COLOURS = dict(
+    zip(CATEGORIES, plt.get_cmap("tab20").colors[: len(CATEGORIES)], strict=True)
+)
+
+
+def _model_name(path: str | Path) -> str:
+    return Path(path).parent.name
+
+
+def metrics_table(paths: list[str]) -> pd.DataFrame:
+    """One row per (model, variant), one column per metric."""
+    frames = [read_parquet(p, "metrics").assign(model=_model_name(p)) for p in paths]
+    table = (
+        pd.concat(frames)
+        .pivot_table(index=["model", "variant", "n_images"], columns="metric", values="value")
+        .reset_index()
+    )
+    table.columns.name = None
+    return table
+
+
+def top_semantics_table(paths: list[str]) -> pd.DataFrame:
+    """Ranked positive and negative concepts per model."""
+    frames = [read_parquet(p, "contributions").assign(model=_model_name(p)) for p in paths]
+    table = pd.concat(frames)
+    table = table[table["rank"] != 0]
+    table = table.assign(
+        sign=table["rank"].gt(0).map({True: "positive", False: "negative"}),
+        order=table["rank"].abs(),
+    )
+    return (
+        table.sort_values(["model", "sign", "order"], ascending=[True, False, True])[
+            ["model", "sign", "order", "concept", "category", "contribution", "normalized"]
+        ]
+        .rename(columns={"order": "rank"})
+        .reset_index(drop=True)
+    )
+
+
+def categories_table(paths: list[str]) -> pd.DataFrame:
+    frames = [read_parquet(p, "categories").assign(model=_model_name(p)) for p in paths]
+    table = pd.concat(frames).pivot(index="category", columns="model", values="contribution")
+    table = table.reindex(CATEGORIES).reset_index()
+    table.columns.name = None
+    return table
+
+
+def _save(fig, path: str | Path) -> None:
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
+    plt.close(fig)
+
+
+def plot_top_semantics(contributions: str | Path, out: str | Path, title: str) -> None:
+    """Horizontal bars of the ranked positive and negative concepts, coloured by category."""
+    table = read_parquet(contributions, "contributions")
+    table = table[table["rank"] != 0].sort_values("normalized")
+    fig, ax = plt.subplots(figsize=(6.5, max(3.0, 0.24 * len(table) + 1.2)))
+    colours = [CATEGORY_COLOURS.get(c, "grey") for c in table["category"]]
+    ax.barh(table["concept"], table["normalized"], color=colours)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("normalised contribution to saliency")
+    ax.set_title(title)
+    present = [c for c in CATEGORIES if c in set(table["category"])]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLOURS[c]) for c in present]
+    ax.legend(handles, present, title="category", fontsize=7, loc="lower right")
+    _save(fig, out)
+
+
+def plot_categories(paths: list[str], out: str | Path, title: str) -> None:
+    """Category contributions, models side by side."""
+    table = categories_table(paths).set_index("category")
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    table.plot.bar(ax=ax, width=0.8)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylabel("normalised contribution")
+    ax.set_xlabel("category")
+    ax.set_title(title)
+    ax.legend(title="model", fontsize=8)
+    _save(fig, out)
+
+
+def plot_recovery(
+    runs: dict[str, str], planted: str | Path, out: str | Path, min_abs_weight: float
+) -> None:
+    """Recovered contribution against planted weight, one panel per run."""
+    truth = read_parquet(planted, "planted")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4.0), squeeze=False)
+    for ax, (key, path) in zip(axes[0], sorted(runs.items()), strict=True):
+        merged = truth.merge(
+            read_parquet(path, "contributions")[["concept", "contribution"]],
+            on="concept",
+            how="left",
+        ).fillna({"contribution": 0.0})
+        colours = [CATEGORY_COLOURS.get(c, "grey") for c in merged["category"]]
+        ax.scatter(merged["weight"], merged["contribution"], c=colours, s=28)
+        for row in merged.itertuples():
+            ax.annotate(
+                row.concept,
+                (row.weight, row.contribution),
+                fontsize=6,
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
+        ax.axhline(0, color="black", lw=0.6)
+        for x in (-min_abs_weight, min_abs_weight):
+            ax.axvline(x, color="grey", lw=0.6, ls=":")
+        ax.set_xlabel("planted weight")
+        ax.set_ylabel("recovered contribution")
+        ax.set_title(key, fontsize=9)
+    _save(fig, out)

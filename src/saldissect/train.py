@@ -1,0 +1,361 @@
+"""Training: baseline, phase one (factorised) and phase two (reformulated).
+
+All three share one loop (`fit`) with the reference loss
+``-NSS + 10 KLD - 2 CC`` on the prediction divided by its per-image max, Adam,
+a step or one-cycle schedule, a history row per epoch and split, the best
+checkpoint by validation CC, and resume from the last completed epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+
+from saldissect.data import SaliencyDataset
+from saldissect.io import load_checkpoint, save_checkpoint, write_parquet
+from saldissect.models import SaliencyModel, get_model
+
+log = logging.getLogger(__name__)
+EPS = 1e-8
+
+
+# ------------------------------------------------------------------------ loss
+def _standardise(x: Tensor) -> Tensor:
+    flat = x.flatten(1)
+    return (flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + EPS)
+
+
+def batch_cc(pred: Tensor, gt: Tensor) -> Tensor:
+    p, g = _standardise(pred), _standardise(gt)
+    return (p * g).mean(1)
+
+
+def batch_nss(pred: Tensor, fixations: Tensor) -> Tensor:
+    p, f = _standardise(pred), fixations.flatten(1)
+    return (p * f).sum(1) / f.sum(1).clamp_min(1.0)
+
+
+def batch_kld(pred: Tensor, gt: Tensor) -> Tensor:
+    p = pred.flatten(1) / (pred.flatten(1).sum(1, keepdim=True) + EPS)
+    g = gt.flatten(1) / (gt.flatten(1).sum(1, keepdim=True) + EPS)
+    return (g * torch.log(EPS + g / (p + EPS))).sum(1)
+
+
+def batch_sim(pred: Tensor, gt: Tensor) -> Tensor:
+    p = pred.flatten(1) / (pred.flatten(1).sum(1, keepdim=True) + EPS)
+    g = gt.flatten(1) / (gt.flatten(1).sum(1, keepdim=True) + EPS)
+    return torch.minimum(p, g).sum(1)
+
+
+def saliency_loss(pred: Tensor, gt: Tensor, fixations: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """Reference loss on max-normalised predictions; returns (loss, per-batch metrics)."""
+    pred = pred / (pred.flatten(1).max(1).values.view(-1, 1, 1, 1) + EPS)
+    cc, nss, kld = batch_cc(pred, gt), batch_nss(pred, fixations), batch_kld(pred, gt)
+    loss = (-nss + 10 * kld - 2 * cc).mean()
+    return loss, {
+        "cc": cc.detach(),
+        "nss": nss.detach(),
+        "kld": kld.detach(),
+        "sim": batch_sim(pred, gt).detach(),
+    }
+
+
+# ---------------------------------------------------------------------- helpers
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def build_model(model_cfg: dict, head: str) -> SaliencyModel:
+    options = {k: v for k, v in model_cfg.items() if k not in ("arch", "input_size")}
+    return get_model(model_cfg["arch"], head=head, **options)
+
+
+def _scheduler(optimizer, cfg: dict, steps_per_epoch: int):
+    if cfg["schedule"] == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg["lr"], total_steps=cfg["epochs"] * steps_per_epoch
+        )
+    return torch.optim.lr_scheduler.StepLR(
+        optimizer, cfg["lr_decay_every"] * steps_per_epoch, cfg["lr_decay"]
+    )
+
+
+class Trainer:
+    """Epoch loop shared by every training rule.
+
+    ``forward(batch) -> (saliency, prob or None)`` abstracts over training on
+    images or on cached probability maps.
+    """
+
+    def __init__(
+        self,
+        model: SaliencyModel,
+        params: Iterable[Tensor],
+        cfg: dict,
+        out_dir: Path,
+        device: torch.device,
+        steps_per_epoch: int,
+        sparsity: float = 0.0,
+    ):
+        self.model, self.cfg, self.out_dir, self.device = model, cfg, Path(out_dir), device
+        self.optimizer = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        self.scheduler = _scheduler(self.optimizer, cfg, steps_per_epoch)
+        self.sparsity = sparsity
+        self.history: list[dict] = []
+        self.best_cc, self.start_epoch = -np.inf, 0
+        self.resume_path = self.out_dir / "resume.pt"
+
+    def resume(self, meta: dict) -> None:
+        if not self.resume_path.exists():
+            return
+        state = load_checkpoint(self.resume_path)
+        if state["meta"] != meta:
+            log.warning(
+                "%s was written with another configuration; starting afresh", self.resume_path
+            )
+            return
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history, self.best_cc = state["history"], state["best_cc"]
+        self.start_epoch = state["epoch"] + 1
+        log.info("resuming from %s after epoch %d", self.resume_path, state["epoch"])
+
+    def run_epoch(self, loader, forward, train: bool, desc: str) -> dict[str, float]:
+        totals: dict[str, float] = {"loss": 0.0, "cc": 0.0, "nss": 0.0, "kld": 0.0, "sim": 0.0}
+        count = 0
+        self.model.train(train)
+        with torch.set_grad_enabled(train):
+            for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+                gt = batch["map"].to(self.device)
+                fixations = batch["fixations"].to(self.device)
+                saliency, prob = forward(batch)
+                loss, scores = saliency_loss(saliency, gt, fixations)
+                if train:
+                    total = loss + (
+                        self.sparsity * prob.mean() if self.sparsity and prob is not None else 0
+                    )
+                    self.optimizer.zero_grad(set_to_none=True)
+                    total.backward()
+                    self.optimizer.step()
+                    self.scheduler.step()
+                n = gt.shape[0]
+                totals["loss"] += loss.item() * n
+                for key, value in scores.items():
+                    totals[key] += float(value.sum())
+                count += n
+        return {k: v / max(count, 1) for k, v in totals.items()}
+
+    def fit(
+        self, train_loader, val_loader, forward, meta: dict, extra_state: dict | None = None
+    ) -> pd.DataFrame:
+        self.resume(meta)
+        for epoch in range(self.start_epoch, self.cfg["epochs"]):
+            start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_scores = self.run_epoch(train_loader, forward, True, f"epoch {epoch} train")
+            val_scores = self.run_epoch(val_loader, forward, False, f"epoch {epoch} val")
+            seconds = time.perf_counter() - start
+            for split, scores in (("train", train_scores), ("val", val_scores)):
+                self.history.append(
+                    {"epoch": epoch, "split": split, **scores, "lr": lr, "seconds": seconds}
+                )
+            log.info(
+                "epoch %d: train loss %.4f, val cc %.4f nss %.3f (%.1f s)",
+                epoch,
+                train_scores["loss"],
+                val_scores["cc"],
+                val_scores["nss"],
+                seconds,
+            )
+            state = {"model": self.model.state_dict(), "meta": meta, **(extra_state or {})}
+            if val_scores["cc"] > self.best_cc:
+                self.best_cc = val_scores["cc"]
+                save_checkpoint({**state, "epoch": epoch}, self.out_dir / "best.pt")
+            save_checkpoint(
+                {
+                    **state,
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "history": self.history,
+                    "best_cc": self.best_cc,
+                    "epoch": epoch,
+                },
+                self.resume_path,
+            )
+        columns = ["epoch", "split", "loss", "cc", "nss", "kld", "sim", "lr", "seconds"]
+        return pd.DataFrame(self.history, columns=columns)
+
+
+def _loaders(train: pd.DataFrame, val: pd.DataFrame, size, cfg: dict, threads: int, hflip: bool):
+    cache = len(train) + len(val) <= cfg["cache_images"]
+    workers = 0 if cache else max(0, threads - 1)
+    common = {
+        "num_workers": workers,
+        "pin_memory": torch.cuda.is_available(),
+        "persistent_workers": workers > 0,
+    }
+    generator = torch.Generator().manual_seed(cfg["seed"])
+    train_loader = DataLoader(
+        SaliencyDataset(train, size, hflip=hflip, cache=cache),
+        batch_size=cfg["batch_size"],
+        shuffle=True,
+        drop_last=len(train) > cfg["batch_size"],
+        generator=generator,
+        **common,
+    )
+    val_loader = DataLoader(
+        SaliencyDataset(val, size, cache=cache), batch_size=cfg["batch_size"], **common
+    )
+    return train_loader, val_loader
+
+
+def _finish(model: SaliencyModel, history: pd.DataFrame, out_dir: Path, meta: dict) -> None:
+    best = load_checkpoint(out_dir / "best.pt")
+    model.load_state_dict(best["model"])
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "meta": meta,
+            "epoch": best["epoch"],
+            "versions": {"torch": str(torch.__version__)},
+        },
+        out_dir / "model.pt",
+    )
+    write_parquet(history, out_dir / "history.parquet", "history")
+    (out_dir / "best.pt").unlink()
+    (out_dir / "resume.pt").unlink()
+
+
+def train_saliency(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    model_cfg: dict,
+    cfg: dict,
+    out_dir: str | Path,
+    *,
+    head: str,
+    threads: int = 1,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Train a model end to end on images (baseline: ``plain`` head; phase one: ``factorised``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg["seed"])
+    dev = pick_device(device)
+    model = build_model(model_cfg, head).to(dev)
+    size = tuple(model_cfg["input_size"])
+    train_loader, val_loader = _loaders(train, val, size, cfg, threads, cfg["hflip"])
+    sparsity = cfg["sparsity"] if head == "factorised" else 0.0
+    trainer = Trainer(model, model.parameters(), cfg, out_dir, dev, len(train_loader), sparsity)
+    autocast = cfg.get("bf16", False) and dev.type == "cuda"
+
+    def forward(batch):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+            out = model(batch["image"].to(dev, non_blocking=True))
+        return out["saliency"].float(), out.get("prob")
+
+    meta = {"head": head, "model": model_cfg, "train": cfg}
+    history = trainer.fit(train_loader, val_loader, forward, meta)
+    _finish(model, history, out_dir, meta)
+    return history
+
+
+@torch.no_grad()
+def probability_maps(
+    model: SaliencyModel, loader: DataLoader, device: torch.device, desc: str = "probability maps"
+) -> Tensor:
+    """Stack P (B x N x h x w) over a loader; used to cache phase-two inputs."""
+    model.eval()
+    out = [
+        model(batch["image"].to(device))["prob"].cpu()
+        for batch in tqdm(loader, desc=desc, disable=None)
+    ]
+    return torch.cat(out)
+
+
+def train_phase2(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    model_cfg: dict,
+    cfg: dict,
+    phase1_checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    threads: int = 1,
+    device: str = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Phase two: freeze phase one, train only the bias-free conv on P.
+
+    The frozen probability maps are computed once and cached (they are
+    deterministic without augmentation); the returned basis weights are the
+    per-basis kernel sums.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg["seed"])
+    dev = pick_device(device)
+    model = build_model(model_cfg, "reformulated").to(dev)
+    phase1 = load_checkpoint(phase1_checkpoint)
+    model.load_state_dict(phase1["model"])
+    params = model.freeze_for_phase2()
+    size = tuple(model_cfg["input_size"])
+    loaders = _loaders(train, val, size, {**cfg, "cache_images": 0}, threads, hflip=False)
+    cached = []
+    for loader in loaders:
+        plain = DataLoader(
+            loader.dataset, batch_size=cfg["batch_size"], num_workers=loader.num_workers
+        )
+        prob = probability_maps(model, plain, dev)
+        maps = torch.cat([b["map"] for b in plain])
+        fixations = torch.cat([b["fixations"] for b in plain])
+        cached.append(TensorDataset(prob, maps, fixations))
+    generator = torch.Generator().manual_seed(cfg["seed"])
+
+    def as_dicts(batch):
+        return {"prob": batch[0], "map": batch[1], "fixations": batch[2]}
+
+    train_loader = DataLoader(
+        cached[0],
+        batch_size=cfg["batch_size"],
+        shuffle=True,
+        generator=generator,
+        collate_fn=lambda b: as_dicts(torch.utils.data.default_collate(b)),
+    )
+    val_loader = DataLoader(
+        cached[1],
+        batch_size=cfg["batch_size"],
+        collate_fn=lambda b: as_dicts(torch.utils.data.default_collate(b)),
+    )
+    trainer = Trainer(model, params, cfg, out_dir, dev, len(train_loader))
+
+    def forward(batch):
+        return model.saliency_from_prob(batch["prob"].to(dev), size), None
+
+    meta = {
+        "head": "reformulated",
+        "model": model_cfg,
+        "train": cfg,
+        "phase1": str(phase1_checkpoint),
+    }
+    history = trainer.fit(train_loader, val_loader, forward, meta)
+    _finish(model, history, out_dir, meta)
+    weights = model.basis_weights().cpu().numpy()
+    basis = pd.DataFrame({"basis": np.arange(len(weights)), "weight": weights.astype(np.float64)})
+    return history, basis

@@ -1,0 +1,44 @@
+# Data: the synthetic world and the per-dataset tables every later stage reads.
+
+
+rule generate_world:
+    output:
+        planted=f"{WORLD}/planted.parquet",
+        salicon=directory(f"{WORLD}/salicon"),
+        visual_genome=directory(f"{WORLD}/visual_genome"),
+    params:
+        synthetic=config["synthetic"],
+    log:
+        "results/logs/generate_world.log",
+    benchmark:
+        "results/benchmarks/generate_world.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/generate_world.py"
+
+
+rule prepare_data:
+    input:
+        unpack(get_dataset_inputs),
+    output:
+        train="results/{dataset}/data/train.parquet",
+        val="results/{dataset}/data/val.parquet",
+        probe="results/{dataset}/data/probe.parquet",
+        concepts="results/{dataset}/data/concepts.parquet",
+    params:
+        dataset=get_dataset_config,
+        vocabulary=config["vocabulary"],
+        seed=config["seed"],
+    log:
+        "results/logs/{dataset}/prepare_data.log",
+    benchmark:
+        "results/benchmarks/{dataset}/prepare_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/prepare_data.py"

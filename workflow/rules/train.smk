@@ -1,0 +1,53 @@
+# Training: phase one (factorised) and phase two (reformulated), METHOD.md 1-2.
+
+
+rule train_phase1:
+    input:
+        train="results/{dataset}/data/train.parquet",
+        val="results/{dataset}/data/val.parquet",
+    output:
+        model="results/{dataset}/{model}/phase1/model.pt",
+        history="results/{dataset}/{model}/phase1/history.parquet",
+    params:
+        model=get_model_config,
+        train=config["train"]["phase1"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        "results/logs/{dataset}/{model}/train_phase1.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/train_phase1.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=config["gpus"],
+    script:
+        "../scripts/train_phase1.py"
+
+
+rule train_phase2:
+    input:
+        train="results/{dataset}/data/train.parquet",
+        val="results/{dataset}/data/val.parquet",
+        phase1="results/{dataset}/{model}/phase1/model.pt",
+    output:
+        model="results/{dataset}/{model}/phase2/model.pt",
+        history="results/{dataset}/{model}/phase2/history.parquet",
+        basis_weights="results/{dataset}/{model}/basis_weights.parquet",
+    params:
+        model=get_model_config,
+        train=config["train"]["phase2"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        "results/logs/{dataset}/{model}/train_phase2.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/train_phase2.tsv"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=12 * 60,
+        gpu=config["gpus"],
+    script:
+        "../scripts/train_phase2.py"

@@ -1,0 +1,13 @@
+from saldissect import pipeline
+
+pipeline.setup(snakemake.threads, snakemake.log[0])
+pipeline.run_dissection(
+    snakemake.input.model,
+    snakemake.input.thresholds,
+    snakemake.input.probe,
+    snakemake.input.concepts,
+    snakemake.params.model,
+    snakemake.params.dissection,
+    snakemake.output.alignment,
+    device=snakemake.params.device,
+)

@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from saldissect import pipeline
+
+pipeline.setup(snakemake.threads, snakemake.log[0])
+pipeline.run_phase1(
+    snakemake.input.train,
+    snakemake.input.val,
+    snakemake.params.model,
+    snakemake.params.train,
+    Path(snakemake.output.model).parent,
+    seed=snakemake.params.seed,
+    threads=snakemake.threads,
+    device=snakemake.params.device,
+)
