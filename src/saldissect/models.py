@@ -8,8 +8,10 @@ layer, and one of three heads turns `F` into a saliency map:
 - ``factorised`` (phase one): probability maps ``P = sigmoid(W . F)`` over N
   bases, reconstructed features ``F~ = sum_n P[n] W[n]``, then the same
   ``conv3x3_{C->1}`` on ``F~``;
-- ``reformulated`` (phase two): ``sigmoid(conv3x3_{N->1}(P))`` without bias;
-  the per-basis saliency weight is that kernel summed over its 3 x 3 window.
+- ``reformulated`` (phase two): ``sigmoid(conv3x3_{N->1}(P) + b)`` where the
+  conv has no bias and the scalar offset ``b`` is 0 (the paper) unless phase
+  two is asked to learn it; the per-basis saliency weight is the kernel summed
+  over its 3 x 3 window.
 
 The saliency map is upsampled bilinearly to the input size. Submodule names are
 stable (``features.backbone.layer1`` ... , ``bases``, ``readout``,
@@ -189,6 +191,7 @@ class SaliencyModel(nn.Module):
         self.bases = nn.Linear(channels, n_bases, bias=False)
         self.readout = nn.Conv2d(channels, 1, 3, 1, 1)
         self.reformulated = nn.Conv2d(n_bases, 1, 3, 1, 1, bias=False)
+        self.offset = nn.Parameter(torch.zeros(1))
         self.n_bases = n_bases
         self.head = ""
         self.set_head(head)
@@ -208,7 +211,7 @@ class SaliencyModel(nn.Module):
 
     def saliency_from_prob(self, prob: Tensor, size: tuple[int, int]) -> Tensor:
         """Phase-two saliency from probability maps (used on cached maps too)."""
-        return _upsample(torch.sigmoid(self.reformulated(prob)), size)
+        return _upsample(torch.sigmoid(self.reformulated(prob) + self.offset), size)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         size = (image.shape[-2], image.shape[-1])
@@ -226,12 +229,19 @@ class SaliencyModel(nn.Module):
         """Per-basis saliency weight ``w[n]``: the phase-two kernel summed over 3 x 3."""
         return self.reformulated.weight.detach().sum(dim=(0, 2, 3))
 
-    def freeze_for_phase2(self) -> list[nn.Parameter]:
-        """Freeze everything up to and including the bases; return the trainable params."""
+    def freeze_for_phase2(self, offset: bool = False) -> list[nn.Parameter]:
+        """Freeze everything up to and including the bases; return the trainable params.
+
+        Only the reformulated conv trains, and the scalar offset when ``offset``
+        (it then absorbs the global level that the bias-free conv would
+        otherwise spread over the basis weights).
+        """
         for parameter in self.parameters():
             parameter.requires_grad_(False)
-        self.reformulated.weight.requires_grad_(True)
-        return [self.reformulated.weight]
+        trainable = [self.reformulated.weight] + ([self.offset] if offset else [])
+        for parameter in trainable:
+            parameter.requires_grad_(True)
+        return trainable
 
 
 def _upsample(x: Tensor, size: tuple[int, int]) -> Tensor:

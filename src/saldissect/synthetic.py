@@ -2,14 +2,16 @@
 
 Every image is drawn with OpenCV: two or three background bands (sky, field,
 road, sand, wall; horizontal or vertical, in random order and at random cuts,
-so no background lives only at the border) and a few objects placed uniformly
-(faces, words, clocks, zebras, giraffes, buses, airplanes, jackets, helmets,
-balls). Buses, jackets, helmets and balls carry a colour attribute (red, blue,
-pink) drawn in that colour. Each concept has a planted weight; a pixel's value
-is the weight of the background under it, or of the object on top plus its
-colour's weight. Fixation density is ``exp(gain * value)`` times a Gaussian
-centre bias, fixations are sampled from it, and the saliency map is the
-blurred fixation map, as in SALICON.
+so no background lives only at the border) and a few objects (faces, words,
+clocks, zebras, giraffes, buses, airplanes, jackets, helmets, balls) whose
+centres are uniform over the image, cropped at its border, so that objects are
+as often peripheral as backgrounds and the centre bias favours neither. Buses,
+jackets, helmets and balls carry a colour attribute (red, blue, pink) drawn in
+that colour. Only the concepts given a planted weight are drawn. A pixel's
+value is the weight of the background under it, or of the object on top plus
+its colour's weight. Fixation density is ``exp(gain * value)`` times a
+Gaussian centre bias, fixations are sampled from it, and the saliency map is
+the blurred fixation map, as in SALICON.
 
 The world is written in the real layouts (`write_world`) and read back by the
 readers in `saldissect.data`:
@@ -67,8 +69,9 @@ BACKGROUNDS = (
     Concept("sand", "ground", "background"),
     Concept("wall", "scene", "background"),
 )
-COLOURS = {"red": (40, 40, 220), "blue": (210, 90, 20), "pink": (190, 120, 255)}  # BGR
+COLOURS = {"red": (40, 40, 220), "blue": (150, 40, 10), "pink": (190, 120, 255)}  # BGR
 ATTRIBUTES = tuple(Concept(name, "color", "attribute") for name in COLOURS)
+NEUTRAL = (120, 120, 120)  # coloured objects when no colour concept is planted
 COLOURED = frozenset({"bus", "jacket", "helmet", "ball"})
 CONCEPTS: dict[str, Concept] = {c.name: c for c in OBJECTS + BACKGROUNDS + ATTRIBUTES}
 
@@ -108,7 +111,7 @@ def _draw_face(image, mask, box, colour, rng):
 def _draw_word(image, mask, box, colour, rng):
     x, y, w, h = box
     cv2.rectangle(mask, (x, y), (x + w - 1, y + h - 1), 1, -1)
-    _fill(image, mask, (235, 235, 235), rng, 4)
+    _fill(image, mask, (170, 235, 250), rng, 4)
     letters = "".join(rng.choice(list("ABEHKMNRSTWXZ"), size=4))
     (tw, th), _ = cv2.getTextSize(letters, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
     scale = min(0.6 * h / th, 0.9 * w / tw)
@@ -143,18 +146,20 @@ def _striped(image, mask, box, base, stripe, rng, spots: bool = False):
 
 def _draw_zebra(image, mask, box, colour, rng):
     x, y, w, h = box
-    _ellipse(mask, (x, y + h // 4, w * 3 // 4, h // 2))
-    _ellipse(mask, (x + w * 2 // 3, y, w // 3, h // 2))
+    _ellipse(mask, (x, y + h // 6, w * 4 // 5, h * 2 // 3))
+    _ellipse(mask, (x + w * 3 // 5, y, w * 2 // 5, h // 2))
     for lx in (x + w // 8, x + w // 2):
-        cv2.rectangle(mask, (lx, y + h // 2), (lx + max(2, w // 12), y + h - 1), 1, -1)
+        cv2.rectangle(mask, (lx, y + h // 2), (lx + max(3, w // 8), y + h - 1), 1, -1)
     _striped(image, mask, box, (240, 240, 240), (15, 15, 15), rng)
 
 
 def _draw_giraffe(image, mask, box, colour, rng):
     x, y, w, h = box
-    _ellipse(mask, (x, y + h // 2, w, h // 3))
-    cv2.rectangle(mask, (x + w * 2 // 3, y + h // 8), (x + w * 5 // 6, y + h * 2 // 3), 1, -1)
-    _ellipse(mask, (x + w // 2, y, w // 2, h // 6))
+    _ellipse(mask, (x, y + h * 2 // 5, w, h * 2 // 5))
+    cv2.rectangle(mask, (x + w // 2, y + h // 8), (x + w * 7 // 8, y + h * 3 // 5), 1, -1)
+    _ellipse(mask, (x + w // 3, y, w * 2 // 3, h // 4))
+    for lx in (x + w // 6, x + w * 2 // 3):
+        cv2.rectangle(mask, (lx, y + h * 3 // 4), (lx + max(3, w // 7), y + h - 1), 1, -1)
     _striped(image, mask, box, (60, 170, 230), (20, 70, 120), rng, spots=True)
 
 
@@ -171,26 +176,21 @@ def _draw_bus(image, mask, box, colour, rng):
 
 def _draw_airplane(image, mask, box, colour, rng):
     x, y, w, h = box
-    _ellipse(mask, (x, y + h * 2 // 5, w, h // 4))
+    _ellipse(mask, (x, y + h // 3, w, h // 3))
     wing = np.array(
         [
-            [x + w // 3, y + h // 2],
+            [x + w // 4, y + h // 2],
             [x + w // 2, y],
+            [x + w * 3 // 4, y],
             [x + w * 3 // 5, y + h // 2],
+            [x + w * 3 // 4, y + h - 1],
             [x + w // 2, y + h - 1],
         ],
         np.int32,
     )
     cv2.fillPoly(mask, [wing], 1)
-    cv2.fillPoly(
-        mask,
-        [
-            np.array(
-                [[x, y + h // 2], [x + w // 12, y + h // 6], [x + w // 6, y + h // 2]], np.int32
-            )
-        ],
-        1,
-    )
+    tail = np.array([[x, y + h // 2], [x, y + h // 8], [x + w // 5, y + h // 2]], np.int32)
+    cv2.fillPoly(mask, [tail], 1)
     _fill(image, mask, (205, 200, 195), rng, 5)
     cv2.line(image, (x + w // 8, y + h // 2), (x + w - 2, y + h // 2), (90, 90, 90), 1)
 
@@ -260,11 +260,11 @@ def _texture(image, region: Box, name: str, rng) -> None:
     elif name == "sand":
         view[:] = np.clip((150, 200, 225) + noise * 3, 0, 255)
     elif name == "wall":
-        view[:] = np.clip((175, 180, 185) + noise, 0, 255)
+        view[:] = np.clip((70, 95, 150) + noise, 0, 255)
         for row, by in enumerate(range(0, h, 6)):
-            cv2.line(view, (0, by), (w, by), (110, 110, 115), 1)
+            cv2.line(view, (0, by), (w, by), (205, 205, 200), 1)
             for bx in range((row % 2) * 6, w, 12):
-                cv2.line(view, (bx, by), (bx, by + 6), (110, 110, 115), 1)
+                cv2.line(view, (bx, by), (bx, by + 6), (205, 205, 200), 1)
     else:
         raise ValueError(f"no texture for background {name!r}")
 
@@ -284,9 +284,9 @@ DRAWERS: dict[str, Callable] = {
 
 
 # ----------------------------------------------------------------------- scenes
-def _bands(height: int, width: int, rng) -> list[Box]:
-    """Two or three horizontal or vertical bands at random cuts."""
-    n = int(rng.integers(2, 4))
+def _bands(height: int, width: int, rng, most: int = 3) -> list[Box]:
+    """Two or three (at most ``most``) horizontal or vertical bands at random cuts."""
+    n = min(int(rng.integers(2, 4)), most)
     length = height if rng.random() < 0.5 else width
     horizontal = length == height
     cuts = np.sort(rng.uniform(0.2, 0.8, n - 1)) * length
@@ -295,6 +295,12 @@ def _bands(height: int, width: int, rng) -> list[Box]:
     if horizontal:
         return [(0, a, width, b - a) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
     return [(a, 0, b - a, height) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(width, box[0] + box[2]), min(height, box[1] + box[3])
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
 def _box_iou(a: Box, b: Box) -> float:
@@ -310,8 +316,10 @@ def draw_scene(rng: np.random.Generator, weights: dict[str, float], cfg: dict) -
     image = np.zeros((height, width, 3), np.uint8)
     value = np.zeros((height, width), np.float32)
     objects: list[dict] = []
-    backgrounds = rng.permutation([c.name for c in BACKGROUNDS])
-    for name, band in zip(backgrounds, _bands(height, width, rng), strict=False):
+    backgrounds = rng.permutation([c.name for c in BACKGROUNDS if c.name in weights])
+    objects_drawn = [c for c in OBJECTS if c.name in weights]
+    colours = [name for name in COLOURS if name in weights]
+    for name, band in zip(backgrounds, _bands(height, width, rng, len(backgrounds)), strict=False):
         _texture(image, band, str(name), rng)
         x, y, w, h = band
         value[y : y + h, x : x + w] = weights.get(str(name), 0.0)
@@ -320,27 +328,34 @@ def draw_scene(rng: np.random.Generator, weights: dict[str, float], cfg: dict) -
     smin, smax = cfg["object_size"]
     placed: list[Box] = []
     for _ in range(int(rng.integers(low, high + 1))):
-        concept = OBJECTS[int(rng.integers(len(OBJECTS)))]
+        if not objects_drawn:
+            break
+        concept = objects_drawn[int(rng.integers(len(objects_drawn)))]
         for _attempt in range(30):
             side = rng.uniform(smin, smax) * min(height, width)
             w = int(min(width - 2, side * np.sqrt(concept.aspect)))
             h = int(min(height - 2, side / np.sqrt(concept.aspect)))
-            box = (int(rng.integers(0, width - w)), int(rng.integers(0, height - h)), w, h)
+            # Centres uniform over the whole image, objects cropped at its border:
+            # objects are as often peripheral as backgrounds (no centre-bias confound).
+            cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+            box = (int(cx - w / 2), int(cy - h / 2), w, h)
             if all(_box_iou(box, other) < cfg["max_overlap"] for other in placed):
                 break
         else:
             continue
         placed.append(box)
-        attributes, colour = [], None
-        if concept.name in COLOURED:
-            attributes = [str(rng.choice(list(COLOURS)))]
+        attributes, colour = [], NEUTRAL
+        if concept.name in COLOURED and colours:
+            attributes = [str(rng.choice(colours))]
             colour = COLOURS[attributes[0]]
         mask = np.zeros((height, width), np.uint8)
         DRAWERS[concept.name](image, mask, box, colour, rng)
         value[mask > 0] = weights.get(concept.name, 0.0) + sum(
             weights.get(a, 0.0) for a in attributes
         )
-        objects.append({"name": concept.name, "box": box, "attributes": attributes})
+        visible = _clip(box, width, height)
+        if visible[2] > 0 and visible[3] > 0:
+            objects.append({"name": concept.name, "box": visible, "attributes": attributes})
     return Scene(image=image, value=value, objects=objects)
 
 
@@ -390,10 +405,17 @@ def _gaze_struct(points: np.ndarray, n_observers: int, rng) -> np.ndarray:
 
 
 def validate_weights(weights: dict[str, float]) -> None:
+    """The planted concepts are the keys of ``weights``: known names, at least one background."""
     unknown = sorted(set(weights) - set(CONCEPTS))
     if unknown:
         raise ValueError(
-            f"synthetic.weights: unknown concept(s) {unknown}; the world draws {sorted(CONCEPTS)}"
+            f"synthetic.weights: unknown concept(s) {unknown}; "
+            f"the world can draw {sorted(CONCEPTS)}"
+        )
+    if not any(c.name in weights for c in BACKGROUNDS):
+        raise ValueError(
+            "synthetic.weights: plant at least one background "
+            f"({', '.join(c.name for c in BACKGROUNDS)})"
         )
 
 
@@ -407,6 +429,7 @@ def planted_table(weights: dict[str, float]) -> pd.DataFrame:
                 "weight": float(weights.get(c.name, 0.0)),
             }
             for c in CONCEPTS.values()
+            if c.name in weights
         ]
     )
 

@@ -314,7 +314,8 @@ def train_phase2(
     model = build_model(model_cfg, "reformulated").to(dev)
     phase1 = load_checkpoint(phase1_checkpoint)
     model.load_state_dict(phase1["model"])
-    params = model.freeze_for_phase2()
+    params = model.freeze_for_phase2(offset=cfg.get("offset", False))
+
     size = tuple(model_cfg["input_size"])
     loaders = _loaders(train, val, size, {**cfg, "cache_images": 0}, threads, hflip=False)
     cached = []

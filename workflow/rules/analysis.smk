@@ -7,19 +7,21 @@ rule compute_thresholds:
         val="results/{dataset}/data/val.parquet",
     output:
         thresholds="results/{dataset}/{model}/thresholds.parquet",
-    params:
-        model=get_model_config,
-        thresholds=config["thresholds"],
-        device=config["device"],
     log:
         "results/logs/{dataset}/{model}/compute_thresholds.log",
     benchmark:
         "results/benchmarks/{dataset}/{model}/compute_thresholds.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=6 * 60,
         gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        thresholds=config["thresholds"],
+        device=config["device"],
     script:
         "../scripts/compute_thresholds.py"
 
@@ -32,19 +34,21 @@ rule dissect_bases:
         concepts="results/{dataset}/data/concepts.parquet",
     output:
         alignment="results/{dataset}/{model}/alignment.parquet",
-    params:
-        model=get_model_config,
-        dissection=config["dissection"],
-        device=config["device"],
     log:
         "results/logs/{dataset}/{model}/dissect_bases.log",
     benchmark:
         "results/benchmarks/{dataset}/{model}/dissect_bases.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
         mem_mb=16000,
         runtime=12 * 60,
         gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        dissection=config["dissection"],
+        device=config["device"],
     script:
         "../scripts/dissect_bases.py"
 
@@ -56,17 +60,19 @@ rule score_contributions:
     output:
         contributions="results/{dataset}/{model}/contributions.parquet",
         categories="results/{dataset}/{model}/categories.parquet",
-    params:
-        vocabulary=config["vocabulary"],
-        contributions=config["contributions"],
     log:
         "results/logs/{dataset}/{model}/score_contributions.log",
     benchmark:
         "results/benchmarks/{dataset}/{model}/score_contributions.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        vocabulary=config["vocabulary"],
+        contributions=config["contributions"],
     script:
         "../scripts/score_contributions.py"
 
@@ -77,19 +83,21 @@ rule evaluate_models:
         val="results/{dataset}/data/val.parquet",
     output:
         metrics="results/{dataset}/{model}/metrics.parquet",
-    params:
-        model=get_model_config,
-        evaluation=config["evaluation"],
-        seed=config["seed"],
-        device=config["device"],
     log:
         "results/logs/{dataset}/{model}/evaluate_models.log",
     benchmark:
         "results/benchmarks/{dataset}/{model}/evaluate_models.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=6 * 60,
         gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        evaluation=config["evaluation"],
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../scripts/evaluate_models.py"

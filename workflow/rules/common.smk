@@ -7,7 +7,8 @@ from saldissect.config import ConfigError, load_schema, validate_config
 
 try:
     _validated = validate_config(
-        config, load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+        config,
+        load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
     )
 except ConfigError as error:
     raise WorkflowError(str(error)) from None

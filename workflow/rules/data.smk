@@ -6,16 +6,18 @@ rule generate_world:
         planted=f"{WORLD}/planted.parquet",
         salicon=directory(f"{WORLD}/salicon"),
         visual_genome=directory(f"{WORLD}/visual_genome"),
-    params:
-        synthetic=config["synthetic"],
     log:
         "results/logs/generate_world.log",
     benchmark:
         "results/benchmarks/generate_world.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        synthetic=config["synthetic"],
     script:
         "../scripts/generate_world.py"
 
@@ -28,17 +30,19 @@ rule prepare_data:
         val="results/{dataset}/data/val.parquet",
         probe="results/{dataset}/data/probe.parquet",
         concepts="results/{dataset}/data/concepts.parquet",
-    params:
-        dataset=get_dataset_config,
-        vocabulary=config["vocabulary"],
-        seed=config["seed"],
     log:
         "results/logs/{dataset}/prepare_data.log",
     benchmark:
         "results/benchmarks/{dataset}/prepare_data.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        dataset=get_dataset_config,
+        vocabulary=config["vocabulary"],
+        seed=config["seed"],
     script:
         "../scripts/prepare_data.py"

@@ -31,6 +31,8 @@ rule make_tables:
         "results/logs/{dataset}/make_tables.log",
     benchmark:
         "results/benchmarks/{dataset}/make_tables.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -55,16 +57,18 @@ rule validate_recovery:
             caption="../report/recovery.rst",
             category="Synthetic check",
         ),
-    params:
-        min_abs_weight=config["validation"]["min_abs_weight"],
-        labels=get_validation_labels,
     log:
         "results/logs/{dataset}/validate_recovery.log",
     benchmark:
         "results/benchmarks/{dataset}/validate_recovery.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        min_abs_weight=config["validation"]["min_abs_weight"],
+        labels=get_validation_labels,
     script:
         "../scripts/validate_recovery.py"

@@ -8,20 +8,22 @@ rule train_phase1:
     output:
         model="results/{dataset}/{model}/phase1/model.pt",
         history="results/{dataset}/{model}/phase1/history.parquet",
-    params:
-        model=get_model_config,
-        train=config["train"]["phase1"],
-        seed=config["seed"],
-        device=config["device"],
     log:
         "results/logs/{dataset}/{model}/train_phase1.log",
     benchmark:
         "results/benchmarks/{dataset}/{model}/train_phase1.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=24 * 60,
         gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        train=config["train"]["phase1"],
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../scripts/train_phase1.py"
 
@@ -35,19 +37,21 @@ rule train_phase2:
         model="results/{dataset}/{model}/phase2/model.pt",
         history="results/{dataset}/{model}/phase2/history.parquet",
         basis_weights="results/{dataset}/{model}/basis_weights.parquet",
-    params:
-        model=get_model_config,
-        train=config["train"]["phase2"],
-        seed=config["seed"],
-        device=config["device"],
     log:
         "results/logs/{dataset}/{model}/train_phase2.log",
     benchmark:
         "results/benchmarks/{dataset}/{model}/train_phase2.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
         mem_mb=8000,
         runtime=12 * 60,
         gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        train=config["train"]["phase2"],
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../scripts/train_phase2.py"

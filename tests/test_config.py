@@ -1,0 +1,82 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from saldissect.config import ConfigError, load_schema, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCHEMA = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def test_embedded_default_is_valid_and_complete():
+    filled = validate_config(DEFAULT, SCHEMA)
+    assert filled["thresholds"]["quantile"] == 0.8
+    assert filled["datasets"]["synthetic"]["shuffle_maps"] is False  # default filled in
+
+
+def test_defaults_fill_a_minimal_config():
+    filled = validate_config({}, SCHEMA)
+    assert filled["models"]["dinet"]["n_bases"] == 512  # the paper's settings
+    assert filled["train"]["phase1"]["lr"] == 1e-4
+    assert filled["contributions"]["top_k"] == 5
+
+
+@pytest.mark.parametrize(
+    ("patch", "key"),
+    [
+        ({"thresholds": {"quantlie": 0.8}}, "thresholds"),
+        ({"thresholds": {"quantile": 1.5}}, "thresholds.quantile"),
+        ({"synthetic": {"n_train": 0}}, "synthetic.n_train"),
+        (
+            {"models": {"dinet_small": {"arch": "dinet", "n_bases": "many"}}},
+            "models.dinet_small.n_bases",
+        ),
+        ({"train": {"phase1": {"schedule": "cosine"}}}, "train.phase1.schedule"),
+        ({"device": "tpu"}, "device"),
+        ({"colour": 1}, "<top level>"),
+    ],
+)
+def test_wrong_key_or_value_is_rejected_naming_the_key(patch, key):
+    config = {**DEFAULT, **patch}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, SCHEMA)
+    assert f"config key '{key}'" in str(error.value)
+
+
+def test_every_problem_is_reported_at_once():
+    config = {**DEFAULT, "threads": 0, "seed": -1}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, SCHEMA)
+    assert "'threads'" in str(error.value) and "'seed'" in str(error.value)
+
+
+def test_every_schema_key_is_documented():
+    def walk(node, path):
+        node = {**SCHEMA["$defs"]["training"], **node} if "$ref" in node else node
+        for name, sub in node.get("properties", {}).items():
+            sub = {**SCHEMA["$defs"]["training"], **sub} if "$ref" in sub else sub
+            assert sub.get("description") or sub.get("properties"), (
+                f"{path}{name} lacks a description"
+            )
+            walk(sub, f"{path}{name}.")
+        if node.get("type") == "object" and "additionalProperties" not in node:
+            raise AssertionError(f"{path or 'top level'} does not set additionalProperties")
+
+    walk(SCHEMA, "")
+
+
+def test_snakemake_stops_on_a_bad_key(workflow_dir):
+    (workflow_dir / "bad.yaml").write_text("thresholds:\n  quantile: 2.0\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "bad.yaml"],
+        cwd=workflow_dir,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "config key 'thresholds.quantile'" in result.stdout + result.stderr

@@ -1,0 +1,63 @@
+import pandas as pd
+import pytest
+
+from saldissect.contributions import beta, category_scores, contributions, recovery
+
+
+def alignment(rows):
+    frame = pd.DataFrame(rows, columns=["basis", "concept", "mean_iou"])
+    frame["kind"] = "object"
+    return frame
+
+
+def test_beta_keeps_top_k_normalised_and_drops_empty_bases():
+    table = alignment([(0, "a", 0.6), (0, "b", 0.3), (0, "c", 0.1), (1, "a", 0.0), (1, "b", 0.0)])
+    result = beta(table, top_k=2)
+    assert list(result["basis"]) == [0, 0]
+    assert result.set_index("concept")["beta"].to_dict() == pytest.approx({"a": 2 / 3, "b": 1 / 3})
+
+
+def test_contributions_on_a_hand_made_case():
+    # basis 0 (w = +2) is face (0.8) and sky (0.2); basis 1 (w = -1) is sky alone.
+    table = alignment([(0, "face", 0.8), (0, "sky", 0.2), (1, "sky", 0.5), (1, "face", 0.0)])
+    weights = pd.DataFrame({"basis": [0, 1], "weight": [2.0, -1.0]})
+    result, cats = contributions(table, weights, {"face": "social", "sky": "sky"}, top_k=5)
+    by = result.set_index("concept")
+    assert by.loc["face", "contribution"] == pytest.approx(1.6)
+    assert by.loc["sky", "contribution"] == pytest.approx(0.4 - 1.0)
+    assert by.loc["face", "rank"] == 1 and by.loc["sky", "rank"] == -1
+    assert by.loc["face", "normalized"] == 1.0 and by.loc["sky", "normalized"] == -1.0
+    scores = cats.set_index("category")["contribution"]
+    assert scores["social"] == 1.0 and scores["sky"] == -1.0 and scores["animal"] == 0.0
+
+
+def test_unmapped_concepts_count_as_other():
+    table = alignment([(0, "gizmo", 0.5)])
+    result, _ = contributions(table, pd.DataFrame({"basis": [0], "weight": [1.0]}), {})
+    assert result.loc[0, "category"] == "other"
+
+
+def test_category_scores_normalise_each_sign_separately():
+    table = pd.DataFrame(
+        {"category": ["social", "social", "text", "sky"], "normalized": [1.0, 0.5, 0.5, -0.25]}
+    )
+    scores = category_scores(table).set_index("category")["contribution"]
+    assert (
+        scores["social"] == 1.0 and scores["text"] == pytest.approx(1 / 3) and scores["sky"] == -1.0
+    )
+
+
+def test_recovery_counts_missing_concepts_as_zero_and_wrong_sign():
+    planted = pd.DataFrame(
+        {
+            "concept": ["a", "b", "c"],
+            "category": "other",
+            "kind": "object",
+            "weight": [1.0, -1.0, 0.1],
+        }
+    )
+    recovered = pd.DataFrame({"concept": ["a", "c"], "contribution": [2.0, 0.5]})
+    result = recovery(recovered, planted)
+    assert result["n_signed"] == 2
+    assert result["sign_agreement"] == 0.5  # b was never credited
+    assert result["spearman"] == pytest.approx(1.0)  # ranks agree: b (0) < c (0.5) < a (2)

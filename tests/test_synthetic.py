@@ -1,0 +1,95 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from saldissect import synthetic
+from saldissect.data import fixation_map, load_fixations, read_salicon_split, read_visual_genome
+
+CFG = {
+    "seed": 3,
+    "n_train": 4,
+    "n_val": 2,
+    "n_probe": 3,
+    "height": 64,
+    "width": 80,
+    "objects_per_image": [2, 4],
+    "object_size": [0.25, 0.4],
+    "max_overlap": 0.2,
+    "gain": 2.0,
+    "center_bias_sigma": 0.3,
+    "center_bias_strength": 0.5,
+    "observers": 5,
+    "fixations_per_observer": 6,
+    "blur_sigma": 0.03,
+    "weights": {"face": 1.0, "bus": 0.3, "sky": -0.5, "field": 0.2, "red": 0.5},
+}
+
+
+def test_scenes_are_deterministic_per_seed():
+    a = synthetic.draw_scene(synthetic._rng(1, "train", 0), CFG["weights"], CFG)
+    b = synthetic.draw_scene(synthetic._rng(1, "train", 0), CFG["weights"], CFG)
+    c = synthetic.draw_scene(synthetic._rng(2, "train", 0), CFG["weights"], CFG)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.value, b.value)
+    assert a.objects == b.objects
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_world_is_deterministic_on_disk(tmp_path):
+    synthetic.write_world(tmp_path / "a", CFG, progress=False)
+    synthetic.write_world(tmp_path / "b", CFG, progress=False)
+    for sub in ("salicon/maps/train/synthetic_train_000003.png", "visual_genome/objects.json"):
+        assert (tmp_path / "a" / sub).read_bytes() == (tmp_path / "b" / sub).read_bytes()
+
+
+def test_world_reads_back_through_the_real_readers(tmp_path):
+    synthetic.write_world(tmp_path, CFG, progress=False)
+    train = read_salicon_split(tmp_path / "salicon", "train")
+    assert len(train) == 4 and set(train["height"]) == {64} and set(train["width"]) == {80}
+    points = load_fixations(train["fixation_path"][0], 64, 80)
+    assert len(points) == 5 * 6  # every sampled fixation, back in 0-based pixels
+    assert points[:, 0].max() < 64 and points[:, 1].max() < 80
+    probe, concepts = read_visual_genome(tmp_path / "visual_genome")
+    assert len(probe) == 3
+    assert {"object", "attribute"} >= set(concepts["kind"])
+    assert set(concepts["concept"]) <= set(CFG["weights"])  # only planted concepts are drawn
+    assert "red" in set(concepts.loc[concepts["kind"] == "attribute", "concept"])
+    planted = pd.read_parquet(tmp_path / "planted.parquet")
+    assert planted.set_index("concept")["weight"].to_dict() == CFG["weights"]
+
+
+def test_fixations_follow_the_planted_weights():
+    """Positive concepts draw more fixations per pixel than negative ones."""
+    weights = {"face": 1.5, "sky": -1.5}
+    cfg = {**CFG, "weights": weights}
+    hits = {"pos": 0.0, "neg": 0.0}
+    area = {"pos": 0.0, "neg": 0.0}
+    for i in range(20):
+        rng = synthetic._rng(0, "check", i)
+        scene = synthetic.draw_scene(rng, weights, cfg)
+        points = synthetic.sample_fixations(synthetic.fixation_density(scene.value, cfg), 500, rng)
+        fixated = fixation_map(points, 64, 80) > 0
+        for key, mask in (("pos", scene.value > 1), ("neg", scene.value < -1)):
+            hits[key] += (fixated & mask).sum()
+            area[key] += mask.sum()
+    assert hits["pos"] / area["pos"] > 3 * hits["neg"] / area["neg"]
+
+
+def test_placement_is_not_tied_to_the_centre():
+    """Every background appears both near the centre and near the border."""
+    centre, border = set(), set()
+    for i in range(60):
+        everything = dict.fromkeys(synthetic.CONCEPTS, 0.0)
+        scene = synthetic.draw_scene(synthetic._rng(0, "placement", i), everything, CFG)
+        for obj in scene.objects:
+            x, y, w, h = obj["box"]
+            cx, cy = (x + w / 2) / 80, (y + h / 2) / 64
+            (centre if abs(cx - 0.5) < 0.2 and abs(cy - 0.5) < 0.2 else border).add(obj["name"])
+    backgrounds = {c.name for c in synthetic.BACKGROUNDS}
+    assert backgrounds <= centre and backgrounds <= border
+
+
+def test_unknown_planted_concept_is_named():
+    with pytest.raises(ValueError, match="unicorn"):
+        synthetic.validate_weights({"unicorn": 1.0, "sky": 0.0})
+    with pytest.raises(ValueError, match="background"):
+        synthetic.validate_weights({"face": 1.0})
