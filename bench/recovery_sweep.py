@@ -39,7 +39,7 @@ def world_config(seed: int, permutation: int | None) -> dict:
 
 def run_world(label: str, config: dict, cores: int, keep: Path | None) -> pd.DataFrame:
     scratch = Path(tempfile.mkdtemp(prefix=f"sweep-{label}-"))
-    for name in ("Snakefile", "workflow", "config"):
+    for name in ("Snakefile", "workflow", "config", "envs"):
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, scratch / name)
     (scratch / "world.yaml").write_text(yaml.safe_dump(config))

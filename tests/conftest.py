@@ -15,7 +15,7 @@ def _few_threads():
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
     """A scratch copy of the workflow (Snakefile, rules, config) to run Snakemake in."""
-    for name in ("Snakefile", "workflow", "config"):
+    for name in ("Snakefile", "workflow", "config", "envs"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, tmp_path / name)

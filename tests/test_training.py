@@ -1,0 +1,98 @@
+"""Training resumes after a hard kill; checkpoints never run code when loaded."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from saldissect import synthetic
+from saldissect.data import read_salicon_split
+from saldissect.io import load_checkpoint
+
+WORLD = {
+    "seed": 0, "n_train": 48, "n_val": 16, "n_probe": 1, "height": 64, "width": 80,
+    "objects_per_image": [2, 3], "object_size": [0.3, 0.4], "max_overlap": 0.2, "gain": 2.0,
+    "center_bias_sigma": 0.3, "center_bias_strength": 0.5, "observers": 4,
+    "fixations_per_observer": 5, "blur_sigma": 0.03, "weights": {"face": 1.0, "sky": -1.0},
+}
+MODEL = {
+    "arch": "dinet", "input_size": [64, 80], "n_bases": 8, "encoder_channels": 8,
+    "encoder_dilations": [1, 2, 4],
+    "backbone": {"block": "basic", "layers": [1, 1], "widths": [8, 8], "stem_width": 8},
+}
+TRAIN = {
+    "epochs": 6, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "schedule": "step",
+    "lr_decay_every": 2, "lr_decay": 0.5, "hflip": False, "sparsity": 0.0, "cache_images": 1000,
+    "seed": 0,
+}
+SCRIPT = """
+import sys, pandas as pd
+from saldissect import pipeline
+from saldissect.train import train_saliency
+pipeline.setup(1, sys.argv[2])
+train_saliency(pd.read_parquet(sys.argv[1] + '/train.parquet'), pd.read_parquet(sys.argv[1] + '/val.parquet'),
+               {MODEL!r}, {TRAIN!r}, sys.argv[3], head='factorised', device='cpu')
+"""
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    synthetic.write_world(root, WORLD, progress=False)
+    for split in ("train", "val"):
+        read_salicon_split(root / "salicon", split).to_parquet(root / f"{split}.parquet")
+    return root
+
+
+def _train(splits, log, out):
+    code = SCRIPT.format(MODEL=MODEL, TRAIN=TRAIN)
+    return subprocess.Popen([sys.executable, "-c", code, str(splits), str(log), str(out)])
+
+
+def test_killed_training_resumes_from_the_last_completed_epoch(splits, tmp_path):
+    out = tmp_path / "phase1"
+    process = _train(splits, tmp_path / "first.log", out)
+    deadline = time.time() + 120
+    while not (out / "resume.pt").exists():  # epoch 0 is complete once this appears
+        assert process.poll() is None and time.time() < deadline, "training ended too early"
+        time.sleep(0.02)
+    time.sleep(0.1)  # well inside the next epoch
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "model.pt").exists() and not (out / "history.parquet").exists()
+    done = load_checkpoint(out / "resume.pt")["epoch"]
+    assert done < TRAIN["epochs"] - 1
+    assert _train(splits, tmp_path / "second.log", out).wait() == 0
+    log = (tmp_path / "second.log").read_text()
+    assert f"after epoch {done}" in log and "resuming" in log
+    history = pd.read_parquet(out / "history.parquet")
+    assert sorted(history["epoch"].unique()) == list(range(TRAIN["epochs"]))
+    assert len(history) == 2 * TRAIN["epochs"]  # one train and one val row per epoch, no duplicates
+    assert not (out / "resume.pt").exists()
+    assert load_checkpoint(out / "model.pt")["meta"]["head"] == "factorised"
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"model": _Exploit(marker)}, handle)
+    torch.save({"model": {"w": torch.zeros(1)}, "payload": _Exploit(marker)}, tmp_path / "evil2.pt")
+    for candidate in (path, tmp_path / "evil2.pt"):
+        with pytest.raises(ValueError, match="refused to load"):
+            load_checkpoint(candidate)
+    assert not marker.exists()
