@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from saldissect.contributions import CATEGORIES  # noqa: E402
+from saldissect.contributions import CATEGORIES, recovery  # noqa: E402
 from saldissect.io import read_parquet, write_atomic  # noqa: E402
 
 CATEGORY_COLOURS = dict(
@@ -122,5 +122,10 @@ def plot_recovery(
             ax.axvline(x, color="grey", lw=0.6, ls=":")
         ax.set_xlabel("planted weight")
         ax.set_ylabel("recovered contribution")
-        ax.set_title(key, fontsize=9)
+        stats = recovery(merged, truth, min_abs_weight=min_abs_weight)
+        ax.set_title(
+            f"{key}\nSpearman {stats['spearman']:.2f}, signs right "
+            f"{stats['sign_agreement']:.0%} of {stats['n_signed']}",
+            fontsize=9,
+        )
     _save(fig, out)

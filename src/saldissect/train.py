@@ -119,6 +119,7 @@ class Trainer:
         self.sparsity = sparsity
         self.history: list[dict] = []
         self.best_cc, self.start_epoch = -np.inf, 0
+        self.loader_wait = 0.0
         self.resume_path = self.out_dir / "resume.pt"
 
     def resume(self, meta: dict) -> None:
@@ -139,10 +140,13 @@ class Trainer:
 
     def run_epoch(self, loader, forward, train: bool, desc: str) -> dict[str, float]:
         totals: dict[str, float] = {"loss": 0.0, "cc": 0.0, "nss": 0.0, "kld": 0.0, "sim": 0.0}
-        count = 0
+        count, waiting = 0, 0.0
         self.model.train(train)
+        start = time.perf_counter()
         with torch.set_grad_enabled(train):
+            fetched = time.perf_counter()
             for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+                waiting += time.perf_counter() - fetched
                 gt = batch["map"].to(self.device)
                 fixations = batch["fixations"].to(self.device)
                 saliency, prob = forward(batch)
@@ -160,6 +164,8 @@ class Trainer:
                 for key, value in scores.items():
                     totals[key] += float(value.sum())
                 count += n
+                fetched = time.perf_counter()
+        self.loader_wait = waiting / max(time.perf_counter() - start, 1e-9)
         return {k: v / max(count, 1) for k, v in totals.items()}
 
     def fit(
@@ -170,6 +176,7 @@ class Trainer:
             start = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             train_scores = self.run_epoch(train_loader, forward, True, f"epoch {epoch} train")
+            train_wait = self.loader_wait
             val_scores = self.run_epoch(val_loader, forward, False, f"epoch {epoch} val")
             seconds = time.perf_counter() - start
             for split, scores in (("train", train_scores), ("val", val_scores)):
@@ -177,12 +184,16 @@ class Trainer:
                     {"epoch": epoch, "split": split, **scores, "lr": lr, "seconds": seconds}
                 )
             log.info(
-                "epoch %d: train loss %.4f, val cc %.4f nss %.3f (%.1f s)",
-                epoch,
+                "epoch %d/%d: train loss %.4f, val cc %.4f nss %.3f (%.1f s, %.0f img/s, "
+                "loader wait %.0f%% of training time)",
+                epoch + 1,
+                self.cfg["epochs"],
                 train_scores["loss"],
                 val_scores["cc"],
                 val_scores["nss"],
                 seconds,
+                len(train_loader.dataset) / max(seconds, 1e-9),
+                100 * train_wait,
             )
             state = {"model": self.model.state_dict(), "meta": meta, **(extra_state or {})}
             if val_scores["cc"] > self.best_cc:
