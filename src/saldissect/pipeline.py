@@ -182,17 +182,29 @@ def run_dissection(
     dev = pick_device(device)
     model = load_model(checkpoint, model_cfg, "factorised", dev)
     tau = torch.as_tensor(
-        read_parquet(thresholds, "thresholds")["threshold"].to_numpy(), dtype=torch.float32
+        read_parquet(thresholds, "thresholds")["threshold"].to_numpy().copy(), dtype=torch.float32
+    )
+    probe_table, concept_table = read_parquet(probe, "probe"), read_parquet(concepts, "concepts")
+    log.info(
+        "dissecting %d bases against %d concepts on %d probe images",
+        model.n_bases,
+        concept_table[["concept", "kind"]].drop_duplicates().shape[0],
+        len(probe_table),
     )
     table = dissect(
         model,
-        read_parquet(probe, "probe"),
-        read_parquet(concepts, "concepts"),
+        probe_table,
+        concept_table,
         tau,
         tuple(model_cfg["input_size"]),
         min_cover=cfg["min_cover"],
         batch_size=cfg["batch_size"],
         device=dev,
+    )
+    best = table.loc[table.groupby("basis")["mean_iou"].idxmax()]
+    log.info(
+        "best-aligned concept per basis (count of bases): %s",
+        ", ".join(f"{c} {n}" for c, n in best["concept"].value_counts().items()),
     )
     write_parquet(table, out, "alignment")
 
@@ -221,6 +233,9 @@ def run_contributions(
             len(other),
             ", ".join(other[:50]) + (" ..." if len(other) > 50 else ""),
         )
+    ranked = table[table["rank"] != 0]
+    log.info("top positive: %s", ", ".join(ranked[ranked["rank"] > 0]["concept"].head(10)))
+    log.info("top negative: %s", ", ".join(ranked[ranked["rank"] < 0]["concept"].tail(10)[::-1]))
     write_parquet(table, out_contributions, "contributions")
     write_parquet(cats, out_categories, "categories")
 
