@@ -53,7 +53,7 @@ def main() -> None:
     ours, _ = histogram.quantile(0.8)
     ours_seconds = time.perf_counter() - start
     values = torch.cat([b.transpose(0, 1).reshape(args.bases, -1) for b in batches], 1)
-    exact = torch.quantile(values[:, ::4].double(), 0.8, dim=1)
+    exact = torch.quantile(values.double(), 0.8, dim=1)
     print(f"{args.batches} batches of {shape}")
     print(f"reference (100 intervals, loops) {reference_seconds:8.3f} s")
     speedup = reference_seconds / ours_seconds
