@@ -16,19 +16,42 @@ from saldissect.data import read_salicon_split
 from saldissect.io import load_checkpoint
 
 WORLD = {
-    "seed": 0, "n_train": 48, "n_val": 16, "n_probe": 1, "height": 64, "width": 80,
-    "objects_per_image": [2, 3], "object_size": [0.3, 0.4], "max_overlap": 0.2, "gain": 2.0,
-    "center_bias_sigma": 0.3, "center_bias_strength": 0.5, "observers": 4,
-    "fixations_per_observer": 5, "blur_sigma": 0.03, "weights": {"face": 1.0, "sky": -1.0},
+    "seed": 0,
+    "n_train": 48,
+    "n_val": 16,
+    "n_probe": 1,
+    "height": 64,
+    "width": 80,
+    "objects_per_image": [2, 3],
+    "object_size": [0.3, 0.4],
+    "max_overlap": 0.2,
+    "gain": 2.0,
+    "center_bias_sigma": 0.3,
+    "center_bias_strength": 0.5,
+    "observers": 4,
+    "fixations_per_observer": 5,
+    "blur_sigma": 0.03,
+    "weights": {"face": 1.0, "sky": -1.0},
 }
 MODEL = {
-    "arch": "dinet", "input_size": [64, 80], "n_bases": 8, "encoder_channels": 8,
+    "arch": "dinet",
+    "input_size": [64, 80],
+    "n_bases": 8,
+    "encoder_channels": 8,
     "encoder_dilations": [1, 2, 4],
     "backbone": {"block": "basic", "layers": [1, 1], "widths": [8, 8], "stem_width": 8},
 }
 TRAIN = {
-    "epochs": 6, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "schedule": "step",
-    "lr_decay_every": 2, "lr_decay": 0.5, "hflip": False, "sparsity": 0.0, "cache_images": 1000,
+    "epochs": 6,
+    "batch_size": 8,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "schedule": "step",
+    "lr_decay_every": 2,
+    "lr_decay": 0.5,
+    "hflip": False,
+    "sparsity": 0.0,
+    "cache_images": 1000,
     "seed": 0,
 }
 SCRIPT = """
@@ -36,8 +59,8 @@ import sys, pandas as pd
 from saldissect import pipeline
 from saldissect.train import train_saliency
 pipeline.setup(1, sys.argv[2])
-train_saliency(pd.read_parquet(sys.argv[1] + '/train.parquet'), pd.read_parquet(sys.argv[1] + '/val.parquet'),
-               {MODEL!r}, {TRAIN!r}, sys.argv[3], head='factorised', device='cpu')
+splits = [pd.read_parquet(sys.argv[1] + f'/{{s}}.parquet') for s in ('train', 'val')]
+train_saliency(*splits, {MODEL!r}, {TRAIN!r}, sys.argv[3], head='factorised', device='cpu')
 """
 
 
