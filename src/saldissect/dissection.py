@@ -60,33 +60,94 @@ def intersection_union(
     return inter, union
 
 
+def union_coverage(
+    boxes: Tensor,
+    slots: Tensor,
+    n_slots: int,
+    grid: tuple[int, int],
+    min_cover: float,
+    supersample: int = 4,
+    chunk: int = 512,
+) -> Tensor:
+    """Rasterise unions of boxes onto the feature grid, all at once.
+
+    ``boxes`` R x 4 (x, y, w, h) as fractions of their image; ``slots`` R ints
+    saying which mask each box belongs to (boxes of one slot are unioned). A
+    grid cell belongs to a mask when the union covers at least ``min_cover``
+    of it, measured on a grid ``supersample`` times finer. Returns
+    ``n_slots`` x h x w bool. Boxes are processed ``chunk`` at a time so
+    memory stays bounded on large grids.
+    """
+    gh, gw = grid
+    fy = (torch.arange(gh * supersample, device=boxes.device) + 0.5) / (gh * supersample)
+    fx = (torch.arange(gw * supersample, device=boxes.device) + 0.5) / (gw * supersample)
+    hits = torch.zeros(n_slots, gh * supersample * gw * supersample, device=boxes.device)
+    for start in range(0, len(boxes), chunk):
+        b, slot = boxes[start : start + chunk], slots[start : start + chunk]
+        inside_y = (fy[None] >= b[:, 1:2]) & (fy[None] < b[:, 1:2] + b[:, 3:4])
+        inside_x = (fx[None] >= b[:, 0:1]) & (fx[None] < b[:, 0:1] + b[:, 2:3])
+        cells = (inside_y[:, :, None] & inside_x[:, None, :]).flatten(1).float()
+        hits.index_add_(0, slot, cells)
+    union = (hits > 0).float().view(n_slots, 1, gh * supersample, gw * supersample)
+    return torch.nn.functional.avg_pool2d(union, supersample)[:, 0] >= min_cover
+
+
 def coverage_masks(
-    boxes: np.ndarray,
+    boxes: list[np.ndarray],
     image_size: tuple[int, int],
     grid: tuple[int, int],
     min_cover: float,
     supersample: int = 4,
 ) -> Tensor:
-    """Rasterise the union of each concept's boxes onto the feature grid.
-
-    ``boxes`` is a list (one per concept) of arrays of (x, y, w, h) in pixels of
-    an image of ``image_size`` (height, width). A grid cell belongs to the mask
-    when the union covers at least ``min_cover`` of it, measured on a grid
-    ``supersample`` times finer. Returns K x h x w bool.
-    """
+    """Masks of one image: ``boxes`` lists each concept's (x, y, w, h) boxes in
+    pixels of an image of ``image_size`` (height, width). Returns K x h x w bool."""
     height, width = image_size
-    gh, gw = grid
-    fy = (torch.arange(gh * supersample) + 0.5) / (gh * supersample) * height
-    fx = (torch.arange(gw * supersample) + 0.5) / (gw * supersample) * width
-    masks = torch.zeros(len(boxes), gh, gw, dtype=torch.bool)
-    for k, concept_boxes in enumerate(boxes):
-        b = torch.as_tensor(np.asarray(concept_boxes, np.float32).reshape(-1, 4))
-        inside_y = (fy[None] >= b[:, 1:2]) & (fy[None] < b[:, 1:2] + b[:, 3:4])  # boxes x H'
-        inside_x = (fx[None] >= b[:, 0:1]) & (fx[None] < b[:, 0:1] + b[:, 2:3])  # boxes x W'
-        union = (inside_y[:, :, None] & inside_x[:, None, :]).any(0).float()
-        cover = torch.nn.functional.avg_pool2d(union[None, None], supersample)[0, 0]
-        masks[k] = cover >= min_cover
-    return masks
+    arrays = [np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]
+    stacked = torch.as_tensor(np.concatenate(arrays)) / torch.tensor([width, height] * 2)
+    slots = torch.repeat_interleave(
+        torch.arange(len(arrays)), torch.tensor([len(a) for a in arrays])
+    )
+    return union_coverage(stacked, slots, len(arrays), grid, min_cover, supersample)
+
+
+class ConceptIndex:
+    """The concept table arranged for fast per-batch mask building.
+
+    Boxes are kept as fractions of their image, with their vocabulary index,
+    sorted by probe row so a batch's boxes are contiguous slices.
+    """
+
+    def __init__(self, probe: pd.DataFrame, concepts: pd.DataFrame) -> None:
+        vocabulary = (
+            concepts[["concept", "kind"]].drop_duplicates().sort_values(["kind", "concept"])
+        )
+        self.vocabulary = vocabulary.reset_index(drop=True)
+        key = pd.MultiIndex.from_frame(self.vocabulary)
+        row_of = pd.Series(np.arange(len(probe)), index=probe["image_id"].to_numpy())
+        rows = row_of.reindex(concepts["image_id"].to_numpy()).to_numpy()
+        keep = ~np.isnan(rows)
+        table = concepts[keep]
+        rows = rows[keep].astype(np.int64)
+        order = np.argsort(rows, kind="stable")
+        self.rows = rows[order]
+        self.concept = key.get_indexer(pd.MultiIndex.from_frame(table[["concept", "kind"]]))[order]
+        size = probe[["width", "height", "width", "height"]].to_numpy(np.float32)[self.rows]
+        self.boxes = table[["x", "y", "w", "h"]].to_numpy(np.float32)[order] / size
+        self.start = np.searchsorted(self.rows, np.arange(len(probe) + 1))
+
+    def batch_masks(
+        self, batch_rows: np.ndarray, grid: tuple[int, int], min_cover: float, device
+    ) -> tuple[Tensor, np.ndarray]:
+        """Masks B x K' x h x w of the batch's images over the K' concepts they hold,
+        and those concepts' vocabulary indices."""
+        pieces = [np.arange(self.start[r], self.start[r + 1]) for r in batch_rows]
+        local = np.repeat(np.arange(len(batch_rows)), [len(p) for p in pieces])
+        picked = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        present, column = np.unique(self.concept[picked], return_inverse=True)
+        slots = torch.as_tensor(local * len(present) + column, device=device)
+        boxes = torch.as_tensor(self.boxes[picked], device=device)
+        masks = union_coverage(boxes, slots, len(batch_rows) * len(present), grid, min_cover)
+        return masks.view(len(batch_rows), len(present), *grid), present
 
 
 # ------------------------------------------------------------------ thresholds
@@ -101,9 +162,8 @@ class BasisHistogram:
         n = prob.shape[1]
         values = prob.transpose(0, 1).reshape(n, -1)
         index = (values * self.bins).long().clamp_(0, self.bins - 1)
-        index += torch.arange(n, device=prob.device)[:, None] * self.bins
-        flat = torch.bincount(index.flatten(), minlength=n * self.bins)
-        self.counts += flat.view(n, self.bins).to(self.counts)
+        one = torch.ones((), dtype=self.counts.dtype, device=self.counts.device)
+        self.counts.scatter_add_(1, index, one.expand_as(index))
 
     def quantile(self, q: float) -> tuple[Tensor, Tensor]:
         """q-quantile per basis, linear within its bin, and the fraction above it."""
@@ -173,47 +233,22 @@ def dissect(
     images.
     """
     model.eval()
-    vocabulary = concepts[["concept", "kind"]].drop_duplicates().sort_values(["kind", "concept"])
-    vocabulary = vocabulary.reset_index(drop=True)
-    index_of = {
-        (c, k): i
-        for i, (c, k) in enumerate(zip(vocabulary["concept"], vocabulary["kind"], strict=True))
-    }
-    by_image = {image_id: group for image_id, group in concepts.groupby("image_id")}
+    probe = probe.reset_index(drop=True)
+    index = ConceptIndex(probe, concepts)
+    vocabulary = index.vocabulary
     n_bases, n_concepts = model.n_bases, len(vocabulary)
     sum_iou = torch.zeros(n_bases, n_concepts, dtype=torch.float64, device=device)
     sum_inter = torch.zeros_like(sum_iou)
     sum_union = torch.zeros_like(sum_iou)
     n_images = torch.zeros(n_concepts, dtype=torch.float64, device=device)
     thresholds = thresholds.to(device)
-    probe = probe.reset_index(drop=True)
     loader = DataLoader(ImageDataset(probe, size), batch_size=batch_size, num_workers=num_workers)
     for batch in tqdm(loader, desc="dissection", disable=None):
         prob = model(batch["image"].to(device))["prob"].float()
-        grid = tuple(prob.shape[2:])
-        rows = probe.iloc[batch["index"].numpy()]
         # Only the concepts present in this batch: K stays small for large vocabularies.
-        present = sorted(
-            {
-                index_of[key]
-                for image_id in rows["image_id"]
-                for key in zip(
-                    by_image[image_id]["concept"], by_image[image_id]["kind"], strict=True
-                )
-            }
+        masks, present = index.batch_masks(
+            batch["index"].numpy(), tuple(prob.shape[2:]), min_cover, device
         )
-        column = {k: j for j, k in enumerate(present)}
-        masks = torch.zeros(len(rows), len(present), *grid, dtype=torch.bool)
-        for b, row in enumerate(rows.itertuples()):
-            group = by_image[row.image_id]
-            keys = [index_of[key] for key in zip(group["concept"], group["kind"], strict=True)]
-            boxes = group[["x", "y", "w", "h"]].to_numpy(np.float32)
-            unique = sorted(set(keys))
-            per_concept = [boxes[[i for i, key in enumerate(keys) if key == k]] for k in unique]
-            masks[b, [column[k] for k in unique]] = coverage_masks(
-                per_concept, (int(row.height), int(row.width)), grid, min_cover
-            )
-        masks = masks.to(device)
         inter, union = intersection_union(prob, thresholds, masks)
         scores = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
         occurs = masks.flatten(2).any(2)  # B x K
