@@ -22,9 +22,10 @@ from torch.utils.data import DataLoader
 
 from saldissect import synthetic
 from saldissect.config import load_schema, validate_config
-from saldissect.data import ImageDataset, read_salicon_split, read_visual_genome
+from saldissect.data import ImageDataset
 from saldissect.dissection import compute_thresholds, dissect
 from saldissect.train import build_model
+from saldissect.validation import read_salicon_split, read_visual_genome
 
 ROOT = Path(__file__).resolve().parents[1]
 

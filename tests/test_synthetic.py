@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from saldissect import synthetic
-from saldissect.data import fixation_map, load_fixations, read_salicon_split, read_visual_genome
+from saldissect.data import fixation_map, load_fixations
+from saldissect.validation import read_salicon_split, read_visual_genome
 
 CFG = {
     "seed": 3,

@@ -1,5 +1,6 @@
-"""Readers for the real layouts (SALICON, Visual Genome) and PyTorch datasets.
+"""File formats of the real layouts and the PyTorch datasets.
 
+Indexing a dataset with every sample checked lives in `saldissect.validation`.
 SALICON: ``images/{split}/<name>.jpg``, ``maps/{split}/<name>.png`` and
 ``fixations/{split}/<name>.mat`` (2017 release: ``gaze`` struct array with
 1-based ``fixations`` (x, y)) or a binary ``fixationPts`` array, or binary
@@ -9,8 +10,6 @@ fixation PNGs. Visual Genome: ``image_data.json``, ``objects.json``,
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -20,58 +19,21 @@ import scipy.io
 import torch
 from torch.utils.data import Dataset
 
-from saldissect.io import check_schema
-
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 # ---------------------------------------------------------------------- SALICON
-def read_salicon_split(root: str | Path, split: str) -> pd.DataFrame:
-    """Index one split: image, map and fixation paths with the image size."""
-    root = Path(root)
-    image_dir = root / "images" / split
-    if not image_dir.is_dir():
-        raise FileNotFoundError(f"{image_dir}: SALICON image folder not found")
-    rows = []
-    for image_path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        name = image_path.stem
-        map_path = _find(root / "maps" / split, name, (".png", ".jpg", ".jpeg"))
-        fixation_path = _find(root / "fixations" / split, name, (".mat", ".png"))
-        height, width = _image_size(image_path)
-        rows.append((name, str(image_path), str(map_path), str(fixation_path), height, width))
-    if not rows:
-        raise ValueError(f"{image_dir}: no images in split {split!r}")
-    return check_schema(
-        pd.DataFrame(
-            rows, columns=["image_id", "image_path", "map_path", "fixation_path", "height", "width"]
-        ),
-        "split",
-    )
-
-
-def _find(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path:
-    for suffix in suffixes:
-        candidate = folder / f"{stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{folder / stem}{{{','.join(suffixes)}}}: missing for image {stem}")
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{path}: unreadable image")
-    return int(image.shape[0]), int(image.shape[1])
-
-
-def load_fixations(path: str | Path, height: int, width: int) -> np.ndarray:
+def load_fixations(
+    path: str | Path, height: int, width: int, *, keep_outside: bool = False
+) -> np.ndarray:
     """Fixations as an int array of (row, col), 0-based, inside a height x width image.
 
     Reads the SALICON 2017 ``.mat`` (``gaze`` struct, 1-based (x, y) per
     observer; points are scaled if ``resolution`` differs), a ``.mat`` with a
-    binary ``fixationPts`` map, or a binary fixation PNG.
+    binary ``fixationPts`` map, or a binary fixation PNG. Points outside the
+    image are dropped unless ``keep_outside`` (validation reports them).
     """
     path = Path(path)
     if path.suffix.lower() == ".mat":
@@ -93,6 +55,8 @@ def load_fixations(path: str | Path, height: int, width: int) -> np.ndarray:
         if binary is None:
             raise ValueError(f"{path}: unreadable fixation image")
         points = _points_from_map(binary, height, width)
+    if keep_outside:
+        return points
     inside = (
         (points[:, 0] >= 0) & (points[:, 0] < height) & (points[:, 1] >= 0) & (points[:, 1] < width)
     )
@@ -123,63 +87,6 @@ def read_saliency_map(path: str | Path) -> np.ndarray:
 def normalise_name(name: str) -> str:
     """Lower case, trimmed, inner whitespace collapsed; multi-word names stay whole."""
     return " ".join(name.lower().split())
-
-
-def read_visual_genome(
-    root: str | Path,
-    *,
-    min_object_count: int = 1,
-    min_attribute_count: int = 1,
-    keep_objects: frozenset[str] = frozenset(),
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probe images and their concept boxes from Visual Genome's native JSON.
-
-    Returns ``probe`` (image_id, image_path, height, width) and ``concepts``
-    (image_id, concept, kind, x, y, w, h): one row per object name or attribute
-    with its object's box. Objects are kept if in ``keep_objects`` or seen at
-    least ``min_object_count`` times; attributes at least ``min_attribute_count``.
-    """
-    root = Path(root)
-    image_data = _read_json(root / "image_data.json")
-    attributes = _read_json(root / "attributes.json")
-    sizes = {
-        int(entry["image_id"]): (int(entry["height"]), int(entry["width"])) for entry in image_data
-    }
-    rows = []
-    for entry in attributes:
-        image_id = int(entry["image_id"])
-        for obj in entry.get("attributes", []):
-            box = (obj["x"], obj["y"], obj["w"], obj["h"])
-            for name in obj.get("names", []):
-                rows.append((image_id, normalise_name(name), "object", *box))
-            for attribute in obj.get("attributes", []) or []:
-                rows.append((image_id, normalise_name(attribute), "attribute", *box))
-    concepts = pd.DataFrame(rows, columns=["image_id", "concept", "kind", "x", "y", "w", "h"])
-    counts = Counter(zip(concepts["concept"], concepts["kind"], strict=True))
-    keep = [
-        (kind == "object" and (name in keep_objects or counts[(name, kind)] >= min_object_count))
-        or (kind == "attribute" and counts[(name, kind)] >= min_attribute_count)
-        for name, kind in zip(concepts["concept"], concepts["kind"], strict=True)
-    ]
-    concepts = concepts[keep].reset_index(drop=True)
-    probe_ids = sorted(set(concepts["image_id"]) & set(sizes))
-    image_dir = root / "images"
-    probe = pd.DataFrame(
-        [(i, str(image_dir / f"{i}.jpg"), *sizes[i]) for i in probe_ids],
-        columns=["image_id", "image_path", "height", "width"],
-    )
-    concepts = concepts[concepts["image_id"].isin(probe_ids)].reset_index(drop=True)
-    return check_schema(probe, "probe"), check_schema(concepts, "concepts")
-
-
-def _read_json(path: Path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: Visual Genome file not found") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
 
 
 # --------------------------------------------------------------------- datasets

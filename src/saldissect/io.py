@@ -22,6 +22,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
     "probe": ("image_id", "image_path", "height", "width"),
     "concepts": ("image_id", "concept", "kind", "x", "y", "w", "h"),
     "planted": ("concept", "category", "kind", "weight"),
+    "rejects": ("file", "reason"),
     "history": ("epoch", "split", "loss", "cc", "nss", "kld", "sim", "lr", "seconds"),
     "basis_weights": ("basis", "weight"),
     "thresholds": ("basis", "threshold", "quantile", "active_fraction"),

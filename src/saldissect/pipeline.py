@@ -15,7 +15,6 @@ import torch
 
 from saldissect import contributions as contrib
 from saldissect import reporting, synthetic
-from saldissect.data import read_salicon_split, read_visual_genome
 from saldissect.dissection import compute_thresholds, dissect
 from saldissect.evaluation import predict, score
 from saldissect.io import (
@@ -27,6 +26,7 @@ from saldissect.io import (
     write_table,
 )
 from saldissect.train import build_model, pick_device, train_phase2, train_saliency
+from saldissect.validation import InputError, index_salicon_split, index_visual_genome
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +52,61 @@ def generate_world(cfg: dict, root: str | Path) -> None:
 
 
 def prepare_data(
-    dataset_cfg: dict, vocabulary: dict, paths: dict[str, str], out: dict[str, str], seed: int = 0
+    dataset_cfg: dict,
+    vocabulary: dict,
+    paths: dict[str, str],
+    out: dict[str, str],
+    *,
+    seed: int = 0,
+    batch_size: int = 1,
+    on_bad_sample: str = "error",
 ) -> None:
-    """Index the splits and the probe set; build the concept table."""
-    train = read_salicon_split(paths["salicon"], "train")
-    val = read_salicon_split(paths["salicon"], "val")
-    if dataset_cfg.get("shuffle_maps"):
-        rng = np.random.default_rng(seed)
-        for split in (train, val):
-            order = rng.permutation(len(split))
-            split[["map_path", "fixation_path"]] = split[["map_path", "fixation_path"]].to_numpy()[
-                order
-            ]
-        log.info("control: maps and fixations shuffled across images")
-    probe, concepts = read_visual_genome(
+    """Index and check the splits and the probe set before any training.
+
+    Every problem is collected, not just the first. With ``on_bad_sample:
+    error`` any problem stops the run, listing them all (file and reason, one
+    per line) and writing nothing; with ``skip`` bad samples are left out and
+    listed in ``rejects.parquet``. Dataset-level problems always stop the run.
+    """
+    train, bad_train, fatal = index_salicon_split(paths["salicon"], "train")
+    val, bad_val, fatal_val = index_salicon_split(paths["salicon"], "val")
+    probe, concepts, bad_probe, fatal_probe = index_visual_genome(
         paths["visual_genome"],
         min_object_count=vocabulary["min_object_count"],
         min_attribute_count=vocabulary["min_attribute_count"],
     )
+    fatal += fatal_val + fatal_probe
+    skipped = bad_train + bad_val + bad_probe
+    if on_bad_sample == "error":
+        fatal += skipped
+    for name, split in (("train", train), ("val", val)):
+        if not fatal and len(split) < batch_size:
+            fatal.append(
+                (
+                    f"{paths['salicon']}/images/{name}",
+                    f"{len(split)} usable images, fewer than a batch of {batch_size}",
+                )
+            )
+    if not fatal and probe.empty:
+        fatal.append((paths["visual_genome"], "no probe image with a kept concept"))
+    if fatal:
+        raise InputError(
+            fatal,
+            "the inputs (set on_bad_sample: skip to leave bad samples out)"
+            if skipped and on_bad_sample == "error"
+            else "the inputs",
+        )
+    if skipped:
+        log.warning("skipped %d bad samples (listed in %s):", len(skipped), out["rejects"])
+        for file, reason in skipped:
+            log.warning("  %s: %s", file, reason)
+    if dataset_cfg.get("shuffle_maps"):
+        rng = np.random.default_rng(seed)
+        for split in (train, val):
+            order = rng.permutation(len(split))
+            columns = ["map_path", "fixation_path"]
+            split[columns] = split[columns].to_numpy()[order]
+        log.info("control: maps and fixations shuffled across images")
     log.info(
         "%d train, %d val, %d probe images; %d concepts",
         len(train),
@@ -77,6 +114,8 @@ def prepare_data(
         len(probe),
         concepts[["concept", "kind"]].drop_duplicates().shape[0],
     )
+    rejects = pd.DataFrame(skipped, columns=["file", "reason"])
+    write_parquet(rejects, out["rejects"], "rejects")
     write_parquet(train, out["train"], "split")
     write_parquet(val, out["val"], "split")
     write_parquet(probe, out["probe"], "probe")

@@ -37,7 +37,7 @@ import pandas as pd
 import scipy.io
 from tqdm import tqdm
 
-from saldissect.io import write_parquet
+from saldissect.io import write_atomic, write_parquet
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -516,5 +516,6 @@ def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
         ("objects", objects_json),
         ("attributes", attributes_json),
     ):
-        (vg / f"{name}.json").write_text(json.dumps(payload))
+        text = json.dumps(payload)
+        write_atomic(vg / f"{name}.json", lambda tmp, text=text: tmp.write_text(text))
     write_parquet(planted_table(weights), root / "planted.parquet", "planted")

@@ -7,4 +7,6 @@ pipeline.prepare_data(
     paths=dict(snakemake.input.items()),
     out=dict(snakemake.output.items()),
     seed=snakemake.params.seed,
+    batch_size=snakemake.params.batch_size,
+    on_bad_sample=snakemake.params.on_bad_sample,
 )
