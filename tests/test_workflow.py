@@ -64,6 +64,8 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
         frame = pd.read_parquet(results / path)
         assert tuple(frame.columns) == SCHEMAS[schema], path
         assert len(frame) > 0, path
+    rejects = pd.read_parquet(results / "synthetic/data/rejects.parquet")
+    assert tuple(rejects.columns) == SCHEMAS["rejects"] and rejects.empty  # a clean world
     alignment = pd.read_parquet(results / "synthetic/dinet_small/alignment.parquet")
     assert alignment["basis"].nunique() == 16
     assert alignment["mean_iou"].between(0, 1).all()

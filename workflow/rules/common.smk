@@ -47,6 +47,11 @@ def get_dataset_inputs(wildcards):
     return {}
 
 
+def get_largest_batch():
+    """A split must hold at least one batch of every training phase."""
+    return max(config["train"][phase]["batch_size"] for phase in ("phase1", "phase2"))
+
+
 def get_evaluation_checkpoints(wildcards):
     base = f"results/{wildcards.dataset}/{wildcards.model}"
     return {

@@ -30,6 +30,7 @@ rule prepare_data:
         val="results/{dataset}/data/val.parquet",
         probe="results/{dataset}/data/probe.parquet",
         concepts="results/{dataset}/data/concepts.parquet",
+        rejects="results/{dataset}/data/rejects.parquet",
     log:
         "results/logs/{dataset}/prepare_data.log",
     benchmark:
@@ -44,5 +45,7 @@ rule prepare_data:
         dataset=get_dataset_config,
         vocabulary=config["vocabulary"],
         seed=config["seed"],
+        batch_size=get_largest_batch(),
+        on_bad_sample=config["on_bad_sample"],
     script:
         "../scripts/prepare_data.py"
