@@ -110,18 +110,22 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is missing or that `torch.load(weights_only=True)` refuses."""
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint with ``weights_only=True``: no code runs on unpickling."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint {path}: file not found") from None
+        raise CheckpointError(f"checkpoint {path}: file not found") from None
     except Exception as error:  # pickle.UnpicklingError and friends
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         reason = next(
             (line for line in lines if "Unsupported global" in line), lines[0] if lines else ""
         )
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {path}: refused to load with weights_only=True "
             f"({reason.split('. Please')[0]})"
         ) from None

@@ -7,6 +7,7 @@ notebooks and tests can call them directly with plain paths and config dicts.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from saldissect.dissection import compute_thresholds, dissect
 from saldissect.evaluation import predict, score
 from saldissect.io import (
     SCHEMAS,
+    CheckpointError,
     check_schema,
     load_checkpoint,
     read_parquet,
@@ -43,6 +45,18 @@ def setup(threads: int, log_path: str | None = None) -> None:
         force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    sys.excepthook = _report_user_errors
+
+
+USER_ERRORS = (InputError, CheckpointError, FileNotFoundError)
+
+
+def _report_user_errors(kind, error, trace) -> None:
+    """Bad inputs and refused checkpoints end the job with their message, no traceback."""
+    if issubclass(kind, USER_ERRORS):
+        log.error("%s", error)  # the interpreter still exits with status 1
+    else:
+        sys.__excepthook__(kind, error, trace)
 
 
 # ------------------------------------------------------------------------ data
@@ -79,8 +93,9 @@ def prepare_data(
     skipped = bad_train + bad_val + bad_probe
     if on_bad_sample == "error":
         fatal += skipped
+    indexed = not fatal
     for name, split in (("train", train), ("val", val)):
-        if not fatal and len(split) < batch_size:
+        if indexed and len(split) < batch_size:
             fatal.append(
                 (
                     f"{paths['salicon']}/images/{name}",
