@@ -122,9 +122,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"checkpoint {path}: file not found") from None
     except Exception as error:  # pickle.UnpicklingError and friends
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        reason = next(
-            (line for line in lines if "Unsupported global" in line), lines[0] if lines else ""
-        )
+        # torch's first line is generic advice; the specific reason names a GLOBAL.
+        specific = (line for line in lines if "GLOBAL" in line or "global" in line)
+        reason = next(specific, lines[0] if lines else type(error).__name__)
         raise CheckpointError(
             f"checkpoint {path}: refused to load with weights_only=True "
             f"({reason.split('. Please')[0]})"
