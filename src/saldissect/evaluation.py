@@ -18,7 +18,6 @@ from tqdm import tqdm
 from saldissect import metrics
 from saldissect.data import ImageDataset, fixation_map, load_fixations, read_saliency_map
 from saldissect.models import SaliencyModel
-from saldissect.synthetic import center_bias
 
 
 @torch.no_grad()
@@ -69,7 +68,7 @@ def score(
         for i, (pred, gt, points) in enumerate(zip(preds, gts, fixations, strict=True)):
             height, width = gt.shape
             if center_bias_sigma:
-                pred = pred * center_bias(height, width, center_bias_sigma)
+                pred = pred * metrics.center_bias(height, width, center_bias_sigma)
             others = [j for j in rng.permutation(len(val)) if j != i][:sauc_others]
             other_map = np.zeros((height, width), np.float32)
             for j in others:

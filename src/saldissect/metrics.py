@@ -163,6 +163,13 @@ def sauc(pred: ArrayLike, fixations: ArrayLike, other_fixations: ArrayLike) -> f
     return wins / (2.0 * pos.size * neg.size)
 
 
+def center_bias(height: int, width: int, sigma: float) -> np.ndarray:
+    """Gaussian centre bias with standard deviation ``sigma`` x each image side."""
+    ys = (np.arange(height) + 0.5) / height - 0.5
+    xs = (np.arange(width) + 0.5) / width - 0.5
+    return np.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * sigma**2))
+
+
 def score_image(
     pred: ArrayLike,
     gt_map: ArrayLike,

@@ -38,6 +38,7 @@ import scipy.io
 from tqdm import tqdm
 
 from saldissect.io import write_atomic, write_parquet
+from saldissect.metrics import center_bias
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -357,13 +358,6 @@ def draw_scene(rng: np.random.Generator, weights: dict[str, float], cfg: dict) -
         if visible[2] > 0 and visible[3] > 0:
             objects.append({"name": concept.name, "box": visible, "attributes": attributes})
     return Scene(image=image, value=value, objects=objects)
-
-
-def center_bias(height: int, width: int, sigma: float) -> np.ndarray:
-    """Gaussian centre bias with standard deviation ``sigma`` x each image side."""
-    ys = (np.arange(height) + 0.5) / height - 0.5
-    xs = (np.arange(width) + 0.5) / width - 0.5
-    return np.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * sigma**2))
 
 
 def fixation_density(value: np.ndarray, cfg: dict) -> np.ndarray:

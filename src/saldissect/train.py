@@ -168,9 +168,7 @@ class Trainer:
         self.loader_wait = waiting / max(time.perf_counter() - start, 1e-9)
         return {k: v / max(count, 1) for k, v in totals.items()}
 
-    def fit(
-        self, train_loader, val_loader, forward, meta: dict, extra_state: dict | None = None
-    ) -> pd.DataFrame:
+    def fit(self, train_loader, val_loader, forward, meta: dict) -> pd.DataFrame:
         self.resume(meta)
         for epoch in range(self.start_epoch, self.cfg["epochs"]):
             start = time.perf_counter()
@@ -195,7 +193,7 @@ class Trainer:
                 len(train_loader.dataset) / max(seconds, 1e-9),
                 100 * train_wait,
             )
-            state = {"model": self.model.state_dict(), "meta": meta, **(extra_state or {})}
+            state = {"model": self.model.state_dict(), "meta": meta}
             if val_scores["cc"] > self.best_cc:
                 self.best_cc = val_scores["cc"]
                 save_checkpoint({**state, "epoch": epoch}, self.out_dir / "best.pt")
