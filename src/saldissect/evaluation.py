@@ -61,21 +61,31 @@ def score(
         gts.append(read_saliency_map(row.map_path))
         points = load_fixations(row.fixation_path, int(row.height), int(row.width))
         fixations.append(points)
+    # Negatives for shuffled AUC and the centre bias: drawn once per image, the
+    # same for every variant, so variants are scored on identical references.
     rng = np.random.default_rng(seed)
+    others, biases = [], []
+    for i, gt in enumerate(gts):
+        height, width = gt.shape
+        other_map = np.zeros((height, width), np.float32)
+        for j in [j for j in rng.permutation(len(val)) if j != i][:sauc_others]:
+            scale = np.array([height / val.at[j, "height"], width / val.at[j, "width"]])
+            scaled = np.minimum((fixations[j] * scale).astype(int), [height - 1, width - 1])
+            other_map[scaled[:, 0], scaled[:, 1]] = 1.0
+        others.append(other_map)
+        biases.append(
+            metrics.center_bias(height, width, center_bias_sigma) if center_bias_sigma else 1.0
+        )
     rows = []
     for variant, preds in predictions.items():
         per_image: dict[str, list[float]] = {m: [] for m in metrics.METRICS}
-        for i, (pred, gt, points) in enumerate(zip(preds, gts, fixations, strict=True)):
+        for pred, gt, points, other_map, bias in zip(
+            preds, gts, fixations, others, biases, strict=True
+        ):
             height, width = gt.shape
-            if center_bias_sigma:
-                pred = pred * metrics.center_bias(height, width, center_bias_sigma)
-            others = [j for j in rng.permutation(len(val)) if j != i][:sauc_others]
-            other_map = np.zeros((height, width), np.float32)
-            for j in others:
-                scale = np.array([height / val.at[j, "height"], width / val.at[j, "width"]])
-                scaled = np.minimum((fixations[j] * scale).astype(int), [height - 1, width - 1])
-                other_map[scaled[:, 0], scaled[:, 1]] = 1.0
-            result = metrics.score_image(pred, gt, fixation_map(points, height, width), other_map)
+            result = metrics.score_image(
+                pred * bias, gt, fixation_map(points, height, width), other_map
+            )
             for metric, value in result.items():
                 per_image[metric].append(value)
         for metric, values in per_image.items():

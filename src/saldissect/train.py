@@ -287,16 +287,20 @@ def train_saliency(
 
 
 @torch.no_grad()
-def probability_maps(
-    model: SaliencyModel, loader: DataLoader, device: torch.device, desc: str = "probability maps"
-) -> Tensor:
-    """Stack P (B x N x h x w) over a loader; used to cache phase-two inputs."""
+def frozen_inputs(model: SaliencyModel, loader: DataLoader, device: torch.device) -> TensorDataset:
+    """One pass over a split: P (B x N x h x w), maps and fixations, cached for phase two."""
     model.eval()
-    out = [
-        model(batch["image"].to(device))["prob"].cpu()
-        for batch in tqdm(loader, desc=desc, disable=None)
-    ]
-    return torch.cat(out)
+    probs, maps, fixations = [], [], []
+    for batch in tqdm(loader, desc="probability maps", disable=None):
+        probs.append(model(batch["image"].to(device))["prob"].cpu())
+        maps.append(batch["map"])
+        fixations.append(batch["fixations"])
+    return TensorDataset(torch.cat(probs), torch.cat(maps), torch.cat(fixations))
+
+
+def _collate_cached(samples) -> dict[str, Tensor]:
+    prob, maps, fixations = torch.utils.data.default_collate(samples)
+    return {"prob": prob, "map": maps, "fixations": fixations}
 
 
 def train_phase2(
@@ -326,33 +330,27 @@ def train_phase2(
     params = model.freeze_for_phase2(offset=cfg.get("offset", False))
 
     size = tuple(model_cfg["input_size"])
-    loaders = _loaders(train, val, size, {**cfg, "cache_images": 0}, threads, hflip=False)
-    cached = []
-    for loader in loaders:
-        plain = DataLoader(
-            loader.dataset, batch_size=cfg["batch_size"], num_workers=loader.num_workers
+    cached = [
+        frozen_inputs(
+            model,
+            DataLoader(
+                SaliencyDataset(table, size),
+                batch_size=cfg["batch_size"],
+                num_workers=max(0, threads - 1),
+            ),
+            dev,
         )
-        prob = probability_maps(model, plain, dev)
-        maps = torch.cat([b["map"] for b in plain])
-        fixations = torch.cat([b["fixations"] for b in plain])
-        cached.append(TensorDataset(prob, maps, fixations))
+        for table in (train, val)
+    ]
     generator = torch.Generator().manual_seed(cfg["seed"])
-
-    def as_dicts(batch):
-        return {"prob": batch[0], "map": batch[1], "fixations": batch[2]}
-
     train_loader = DataLoader(
         cached[0],
         batch_size=cfg["batch_size"],
         shuffle=True,
         generator=generator,
-        collate_fn=lambda b: as_dicts(torch.utils.data.default_collate(b)),
+        collate_fn=_collate_cached,
     )
-    val_loader = DataLoader(
-        cached[1],
-        batch_size=cfg["batch_size"],
-        collate_fn=lambda b: as_dicts(torch.utils.data.default_collate(b)),
-    )
+    val_loader = DataLoader(cached[1], batch_size=cfg["batch_size"], collate_fn=_collate_cached)
     trainer = Trainer(model, params, cfg, out_dir, dev, len(train_loader))
 
     def forward(batch):
