@@ -1,4 +1,10 @@
-"""Tests for saldissect.metrics: known answers, slow references, degenerate cases."""
+"""Tests for saldissect.metrics: known answers, slow references, degenerate cases.
+
+The ``mit_*`` functions below are plain-loop transcriptions of the MIT saliency
+benchmark's MATLAB code (github.com/cvzoya/saliency, ``code_forMetrics/``
+``CC.m``, ``similarity.m``, ``KLdiv.m``, ``NSS.m``, ``AUC_Judd.m``), written
+independently of the vectorised kernels they check.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +55,107 @@ def slow_sauc(pred: np.ndarray, fix: np.ndarray, other: np.ndarray) -> float:
     return total / (len(pos) * len(neg))
 
 
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _matlab_std(xs: list[float]) -> float:
+    """MATLAB ``std``: sample standard deviation (normalised by N - 1)."""
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _pixels(a: np.ndarray) -> list[float]:
+    """Column-major pixel list, as MATLAB's ``a(:)``."""
+    return [float(v) for v in a.ravel(order="F")]
+
+
+def mit_cc(map1: np.ndarray, map2: np.ndarray) -> float:
+    """CC.m: z-score both maps (MATLAB std), then corr2."""
+    a, b = _pixels(map1), _pixels(map2)
+    ma, sa, mb, sb = _mean(a), _matlab_std(a), _mean(b), _matlab_std(b)
+    za = [(x - ma) / sa for x in a]
+    zb = [(x - mb) / sb for x in b]
+    mza, mzb = _mean(za), _mean(zb)
+    num = sum((x - mza) * (y - mzb) for x, y in zip(za, zb, strict=True))
+    den = math.sqrt(sum((x - mza) ** 2 for x in za) * sum((y - mzb) ** 2 for y in zb))
+    return num / den
+
+
+def mit_sim(map1: np.ndarray, map2: np.ndarray) -> float:
+    """similarity.m: min-max to [0, 1], then sum to 1, then sum of minima."""
+
+    def normalise(xs: list[float]) -> list[float]:
+        if not any(xs):  # "zero map will remain a zero map"
+            return xs
+        lo, hi = min(xs), max(xs)
+        ys = [(x - lo) / (hi - lo) for x in xs]
+        total = sum(ys)
+        return [y / total for y in ys]
+
+    a, b = normalise(_pixels(map1)), normalise(_pixels(map2))
+    return sum(min(x, y) for x, y in zip(a, b, strict=True))
+
+
+def mit_kld(saliency: np.ndarray, fixation: np.ndarray) -> float:
+    """KLdiv.m: both maps to sum 1, sum fix * log(eps + fix / (sal + eps))."""
+    eps = 2.0**-52  # MATLAB eps
+    a, b = _pixels(saliency), _pixels(fixation)
+    sa, sb = sum(a), sum(b)
+    a = [x / sa for x in a] if any(a) else a
+    b = [x / sb for x in b] if any(b) else b
+    return sum(y * math.log(eps + y / (x + eps)) for x, y in zip(a, b, strict=True))
+
+
+def port_sim(map1: np.ndarray, map2: np.ndarray) -> float:
+    """pysaliency / reference-code SIM: each map to sum 1 (min-max first if negative)."""
+
+    def normalise(xs: list[float]) -> list[float]:
+        if min(xs) < 0:
+            lo, hi = min(xs), max(xs)
+            xs = [(x - lo) / (hi - lo) for x in xs]
+        total = sum(xs)
+        return [x / total for x in xs]
+
+    a, b = normalise(_pixels(map1)), normalise(_pixels(map2))
+    return sum(min(x, y) for x, y in zip(a, b, strict=True))
+
+
+def port_nss(saliency: np.ndarray, fixations: np.ndarray) -> float:
+    """pysaliency / reference-code NSS: standardise with np.std (ddof=0)."""
+    s, f = _pixels(saliency), _pixels(fixations)
+    m = _mean(s)
+    sd = math.sqrt(sum((x - m) ** 2 for x in s) / len(s))
+    return _mean([(x - m) / sd for x, fx in zip(s, f, strict=True) if fx != 0])
+
+
+def mit_nss(saliency: np.ndarray, fixations: np.ndarray) -> float:
+    """NSS.m: standardise with MATLAB's std (ddof=1), mean at logical(fixations)."""
+    s, f = _pixels(saliency), _pixels(fixations)
+    m, sd = _mean(s), _matlab_std(s)
+    return _mean([(x - m) / sd for x, fx in zip(s, f, strict=True) if fx != 0])
+
+
+def mit_auc_judd(saliency: np.ndarray, fixations: np.ndarray, jitter_seed: int) -> float:
+    """AUC_Judd.m with its default jitter (rand / 1e7), the loop as written there."""
+    jitter = np.random.default_rng(jitter_seed).random(saliency.shape) / 10000000
+    s = _pixels(saliency + jitter)
+    lo, hi = min(s), max(s)
+    s = [(x - lo) / (hi - lo) for x in s]
+    f = _pixels(fixations)
+    sth = [x for x, fx in zip(s, f, strict=True) if fx > 0]
+    n_fix, n_pix = len(sth), len(s)
+    threshes = sorted(sth, reverse=True)
+    tp, fp = [0.0], [0.0]
+    for i, thresh in enumerate(threshes, start=1):
+        above = sum(1 for x in s if x >= thresh)
+        tp.append(i / n_fix)
+        fp.append((above - i) / (n_pix - n_fix))
+    tp.append(1.0)
+    fp.append(1.0)
+    return sum((fp[k + 1] - fp[k]) * (tp[k + 1] + tp[k]) / 2 for k in range(len(tp) - 1))
+
+
 # ---------------------------------------------------------------- known answers
 
 
@@ -64,11 +171,36 @@ def test_sim_known_answers():
     x = rng().random((8, 9))
     assert sim(x, x) == pytest.approx(1.0, abs=1e-12)
     assert sim(x, 4.0 * x) == pytest.approx(1.0, abs=1e-12)
+    assert sim(x, x + 5.0) < 0.9  # an offset flattens the distribution
+    assert sim(x - x.max(), 3.0 * (x - x.min())) == pytest.approx(1.0, abs=1e-12)  # min-max
     a = np.zeros((4, 4))
     b = np.zeros((4, 4))
     a[:2] = 1.0
     b[2:] = 3.0
     assert sim(a, b) == 0.0
+    assert sim(a - 7.0, b - 1.0) == 0.0  # negative maps are min-max normalised
+
+
+def test_sim_hand_computed():
+    # pred [1, 2, 3, 4] -> /10 = [.1, .2, .3, .4]
+    # gt   [5, 5, 5, 6] -> /21 = [5/21, 5/21, 5/21, 6/21]
+    # sum of minima = .1 + .2 + 5/21 + 6/21 (MIT's min-max step would give 1/2)
+    pred = np.array([[1.0, 2.0], [3.0, 4.0]])
+    gt = np.array([[5.0, 5.0], [5.0, 6.0]])
+    assert sim(pred, gt) == pytest.approx(0.3 + 11 / 21, abs=1e-15)
+    assert mit_sim(pred, gt) == pytest.approx(0.5, abs=1e-15)
+    # pred [0, 1, 1, 2] -> [0, .25, .25, .5]; gt [2, 0, 1, 1] -> [.5, 0, .25, .25]
+    pred = np.array([[0.0, 1.0], [1.0, 2.0]])
+    gt = np.array([[2.0, 0.0], [1.0, 1.0]])
+    assert sim(pred, gt) == pytest.approx(0.5, abs=1e-15)
+
+
+def test_cc_hand_computed():
+    # x = [1, 2, 3, 4], y = [1, 3, 2, 4]: deviations [-1.5, -.5, .5, 1.5] and
+    # [-1.5, .5, -.5, 1.5]; r = (2.25 - .25 - .25 + 2.25) / 5 = 0.8
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    y = np.array([[1.0, 3.0], [2.0, 4.0]])
+    assert cc(x, y) == pytest.approx(0.8, abs=1e-15)
 
 
 def test_kld_known_answers():
@@ -80,14 +212,42 @@ def test_kld_known_answers():
     assert kld(y, x) > 0.01
 
 
+def test_kld_hand_computed_direction():
+    # kld(pred, gt) = KL(gt || pred): gt = [1/2, 1/2, 0, 0], pred uniform 1/4
+    # -> 2 * 1/2 * log(2) = log 2 (zero-gt pixels contribute nothing).
+    pred = np.ones((2, 2))
+    gt = np.array([[1.0, 1.0], [0.0, 0.0]])
+    assert kld(pred, gt) == pytest.approx(math.log(2.0), abs=1e-12)
+    # the other direction blows up to ~log(1/eps) on the pixels pred misses
+    eps = 2.0**-52
+    expected = 2 * 0.25 * math.log(0.5) + 2 * 0.25 * math.log(eps + 0.25 / eps)
+    assert kld(gt, pred) == pytest.approx(expected, rel=1e-12)
+
+
 def test_nss_single_fixation_hand_computed():
-    # 1 at the fixation, 0 elsewhere, N = 20 pixels: mean = 1/N,
-    # std = sqrt(N-1)/N, so the standardised value at the fixation is sqrt(N-1).
+    # 1 at the fixation, 0 elsewhere, N = 20 pixels: mean = 1/N, sum of squared
+    # deviations = (N-1)/N, so np.std (ddof=0) is sqrt(N-1)/N and the
+    # standardised value at the fixation is (1 - 1/N) N / sqrt(N-1) = sqrt(N-1).
+    # (With MATLAB's ddof=1 it would be (N-1)/sqrt(N).)
     pred = np.zeros((4, 5))
     pred[1, 2] = 1.0
     fix = np.zeros((4, 5), dtype=int)
     fix[1, 2] = 1
     assert nss(pred, fix) == pytest.approx(math.sqrt(19), rel=1e-12)
+    # a non-fixated pixel of the same map: -(1/N) N / sqrt(N-1) = -1/sqrt(N-1)
+    fix2 = np.zeros((4, 5), dtype=int)
+    fix2[0, 0] = 1
+    assert nss(pred, fix2) == pytest.approx(-1 / math.sqrt(19), rel=1e-12)
+
+
+def test_auc_judd_hand_computed():
+    # values 4 3 2 1 0 0, fixated at 4 and 2 (negatives 3 1 0 0): threshold 4
+    # gives (fp 0, tp 1/2), threshold 2 gives (fp 1/4, tp 1).  Trapezoids:
+    # (0,0)-(0,.5): 0; (0,.5)-(.25,1): .25 * .75 = .1875; (.25,1)-(1,1): .75.
+    pred = np.array([[4.0, 3.0, 2.0], [1.0, 0.0, 0.0]])
+    fix = np.array([[1, 0, 1], [0, 0, 0]])
+    assert auc_judd(pred, fix) == pytest.approx(0.9375, abs=1e-15)
+    assert mit_auc_judd(pred, fix, jitter_seed=0) == pytest.approx(0.9375, abs=1e-6)
 
 
 def test_nss_counts_fixated_pixel_once():
@@ -170,6 +330,54 @@ def test_against_scipy_formulas(seed: int):
     assert nss(pred, fix) == pytest.approx(z[fix > 0].mean(), abs=1e-9)
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", ["uniform", "offset", "negative", "quantised", "sparse"])
+def test_agrees_with_mit_benchmark_transcription(seed: int, kind: str):
+    """CC, SIM, NSS (and KLD) to 1e-6 of the ports / MIT, AUC-Judd to 0.02 of MIT."""
+    g = rng(100 + seed)
+    shape = (24, 32)
+    if kind == "uniform":
+        pred, gt = g.random(shape), g.random(shape)
+    elif kind == "offset":  # min well above 0: the min-max step of SIM matters
+        pred, gt = 3.0 + g.random(shape), 0.5 + g.random(shape) ** 2
+    elif kind == "negative":  # logits-like prediction
+        pred, gt = g.standard_normal(shape), g.random(shape)
+    elif kind == "quantised":  # 8-bit maps: many ties, AUC-Judd jitter matters
+        pred = np.round(255 * g.random(shape) ** 2)
+        gt = np.round(255 * g.random(shape))
+    else:  # large zero regions, as thresholded model outputs
+        pred, gt = g.random(shape), g.random(shape)
+        pred[pred < 0.5] = 0.0
+        gt[gt < 0.7] = 0.0
+    # fixations drawn where the prediction is high, so AUC is informative
+    weights = (pred - pred.min() + 0.05).ravel()
+    idx = g.choice(pred.size, size=40, replace=False, p=weights / weights.sum())
+    fix = np.zeros(pred.size, dtype=int)
+    fix[idx] = g.integers(1, 3, size=idx.size)  # counts: a pixel counts once
+    fix = fix.reshape(shape)
+
+    assert cc(pred, gt) == pytest.approx(mit_cc(pred, gt), abs=1e-6)
+    assert sim(pred, gt) == pytest.approx(port_sim(pred, gt), abs=1e-6)
+    assert nss(pred, fix) == pytest.approx(port_nss(pred, fix), abs=1e-6)
+    n = pred.size  # MATLAB's ddof=1 standard deviation: a known factor
+    assert nss(pred, fix) * math.sqrt((n - 1) / n) == pytest.approx(mit_nss(pred, fix), abs=1e-6)
+    if pred.min() == 0 and gt.min() == 0:  # no min-max step to differ by
+        assert sim(pred, gt) == pytest.approx(mit_sim(pred, gt), abs=1e-6)
+    if pred.min() >= 0:
+        assert kld(pred, gt) == pytest.approx(mit_kld(pred, gt), abs=1e-6)
+        assert kld(gt, pred) == pytest.approx(mit_kld(gt, pred), abs=1e-6)
+    assert auc_judd(pred, fix) == pytest.approx(mit_auc_judd(pred, fix, seed), abs=0.02)
+
+
+def test_nss_differs_from_matlab_by_known_factor():
+    # MIT's NSS.m standardises with MATLAB's std (ddof=1)
+    g = rng(9)
+    pred, fix = g.random((10, 12)), random_fixations(g, (10, 12), 0.2)
+    n = pred.size
+    ddof1 = ((pred - pred.mean()) / pred.std(ddof=1))[fix > 0].mean()
+    assert nss(pred, fix) == pytest.approx(ddof1 * math.sqrt(n / (n - 1)), rel=1e-12)
+
+
 # ---------------------------------------------------------------- degenerate inputs
 
 
@@ -209,9 +417,9 @@ def test_no_nan_on_degenerate_inputs():
     fixes = [np.zeros(shape, int), np.ones(shape, int), random_fixations(rng(6), shape, 0.5)]
     for a in maps:
         for b in maps:
-            assert not math.isnan(cc(a, b))
+            assert not math.isnan(cc(a, b)) and not math.isnan(sim(a, b))
             if a.min() >= 0 and b.min() >= 0:
-                assert not math.isnan(sim(a, b)) and not math.isnan(kld(a, b))
+                assert not math.isnan(kld(a, b))
         for f in fixes:
             for o in fixes:
                 values = [nss(a, f), auc_judd(a, f), sauc(a, f, o)]
@@ -251,7 +459,9 @@ def test_other_invalid_inputs_raise():
     with pytest.raises(ValueError, match="2-D"):
         cc(np.ones(4), np.ones(4))
     with pytest.raises(ValueError, match="non-negative"):
-        sim(-np.ones((2, 2)), np.ones((2, 2)))
+        kld(-np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="non-negative"):
+        kld(np.ones((2, 2)), -np.ones((2, 2)))
     with pytest.raises(ValueError, match="non-negative"):
         nss(np.ones((2, 2)), -np.ones((2, 2)))
 

@@ -1,34 +1,56 @@
 """Saliency evaluation metrics: pure numpy kernels, no I/O.
 
-The definitions follow pysaliency and the MIT saliency benchmark.  All
-functions take 2-D arrays of any real dtype, compute in float64 and return
-Python floats.
+The definitions are those of the Python evaluation code saliency work is
+scored with: pysaliency (github.com/matthias-k/pysaliency,
+``pysaliency/metrics.py`` and ``roc_cython.pyx``, which the MIT/Tuebingen
+benchmark runs) and the reference code's ``cal_*_score`` functions. They
+follow the MIT benchmark's MATLAB code (github.com/cvzoya/saliency,
+``code_forMetrics/``) except in two documented places (the standard deviation
+of NSS and the min-max step of SIM); where the MATLAB code returns NaN or is
+random, the choices below are documented.  All functions take 2-D
+arrays of any real dtype, compute in float64 and return Python floats.
 
 Conventions
 -----------
 * ``pred`` and the reference map (``gt`` / ``fixations`` / ``other_fixations``)
-  must have the same shape, else ``ValueError`` naming both shapes.  Inputs
-  that are not 2-D, are empty, or contain NaN or inf raise ``ValueError``
-  (NaN is reported as ``"<name> contains NaN"``).
+  must have the same shape, else ``ValueError`` naming both shapes (the MIT
+  code instead ``imresize``-s the prediction to the reference size: resize
+  before calling).  Inputs that are not 2-D, are empty, or contain NaN or inf
+  raise ``ValueError`` (NaN is reported as ``"<name> contains NaN"``).
 * Fixation maps are binary-or-count maps: a pixel is fixated iff its value is
-  > 0, and a pixel fixated k times counts once (MIT benchmark semantics).
-  Negative fixation values raise ``ValueError``.
-* ``sim`` and ``kld`` treat each map as a distribution (normalised to sum 1);
-  their inputs must be non-negative (else ``ValueError``).  An all-zero map is
-  treated as uniform, for either argument (a constant positive map is uniform
-  after normalisation anyway).
-* ``kld(pred, gt)`` is KL(gt || pred) = ``sum gt * log(eps + gt / (pred + eps))``
-  with ``eps = np.finfo(np.float64).eps``; it can be ~1e-16 below zero for
+  > 0, and a pixel fixated k times counts once (MIT benchmark semantics:
+  ``logical(fixationMap)`` / ``fixationMap > 0``).  Negative fixation values
+  raise ``ValueError``.
+* ``cc`` is Pearson's r (``CC.m``: z-score both maps, then ``corr2``).
+* ``sim`` normalises each map to sum 1 and sums the pixelwise minimum
+  (pysaliency, the reference code). A map with negative values is first
+  min-max normalised to [0, 1] (as pysaliency does). MIT's ``similarity.m``
+  min-max normalises every map, so maps whose minimum is well above zero
+  score differently there.
+* ``kld(pred, gt)`` is KL(gt || pred) on the maps normalised to sum 1 (no
+  min-max): ``sum gt * log(eps + gt / (pred + eps))`` with
+  ``eps = np.finfo(np.float64).eps`` (MATLAB ``eps``; ``KLdiv.m``).  Its inputs
+  must be non-negative (else ``ValueError``).  It can be ~1e-16 below zero for
   identical maps.
-* Degenerate inputs give defined values, never NaN, never an exception:
-  ``cc`` is 0.0 if either map is constant; ``nss`` is 0.0 for a constant
+* ``nss`` standardises the prediction with ``np.std`` (ddof=0), as pysaliency,
+  the SALICON evaluation code and the reference code do. MATLAB's ``std`` in
+  ``NSS.m`` is the sample deviation (ddof=1): the MIT value is ours times
+  ``sqrt((N - 1) / N)`` for an N-pixel map (3e-6 relative at 480 x 640).
+* Degenerate inputs give defined values, never NaN, never an exception (the
+  MIT code returns NaN for most of these): ``cc`` is 0.0 if either map is
+  constant; for ``sim`` and ``kld`` a constant map (for ``kld``: an all-zero
+  map) is treated as the uniform distribution, as pysaliency does (the MIT
+  code keeps an all-zero map at zero); ``nss`` is 0.0 for a constant
   prediction or an empty fixation map; ``auc_judd`` and ``sauc`` are 0.5 for
   a constant prediction, no fixations, or no negatives.
-* ``auc_judd`` uses no random jitter: tied saliency values are handled
-  deterministically by the ``>=`` threshold rule (a tie block becomes one
-  linear ROC segment).  ``sauc`` is the exact Mann-Whitney probability
-  P(pos > neg) + 0.5 P(pos == neg), i.e. the deterministic limit of the
-  benchmark's random-split procedure.
+* ``auc_judd`` uses no random jitter (``AUC_Judd.m`` adds ``rand / 1e7``
+  before ranking): tied saliency values are handled deterministically by the
+  ``>=`` threshold rule (a tie block becomes one linear ROC segment), which
+  is pysaliency's ``general_roc(..., judd=1)`` without its noise.
+* ``sauc`` is the exact Mann-Whitney probability P(pos > neg) + 0.5 P(pos ==
+  neg) against all other-image fixated pixels (pysaliency's
+  ``general_roc(..., judd=0)``), not ``AUC_shuffled.m``'s 100 random
+  subsets scored at thresholds 0:0.1:1, which can differ by several hundredths.
 """
 
 from __future__ import annotations
@@ -72,14 +94,30 @@ def _fixation_mask(fix: np.ndarray, name: str) -> np.ndarray:
     return fix > 0
 
 
+def _uniform(shape: tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, 1.0 / np.prod(shape))
+
+
 def _distribution(x: np.ndarray, name: str) -> np.ndarray:
     """Normalise a non-negative map to sum 1; an all-zero map becomes uniform."""
     if (x < 0).any():
         raise ValueError(f"{name} must be non-negative")
     total = x.sum()
     if total == 0:
-        return np.full(x.shape, 1.0 / x.size)
+        return _uniform(x.shape)
     return x / total
+
+
+def _minmax_distribution(x: np.ndarray) -> np.ndarray:
+    """Min-max normalise to [0, 1], then to sum 1 (``similarity.m``).
+
+    A constant map (min-max undefined) becomes uniform.
+    """
+    lo, hi = x.min(), x.max()
+    if hi == lo:
+        return _uniform(x.shape)
+    y = (x - lo) / (hi - lo)
+    return y / y.sum()
 
 
 def _is_constant(x: np.ndarray) -> bool:
@@ -87,7 +125,7 @@ def _is_constant(x: np.ndarray) -> bool:
 
 
 def cc(pred: ArrayLike, gt: ArrayLike) -> float:
-    """Pearson correlation coefficient; 0.0 if either map is constant."""
+    """Pearson correlation coefficient (MIT ``CC.m``); 0.0 if either map is constant."""
     p, g = _pair(pred, gt, "gt")
     if _is_constant(p) or _is_constant(g):
         return 0.0
@@ -96,21 +134,42 @@ def cc(pred: ArrayLike, gt: ArrayLike) -> float:
     return float(np.clip(r, -1.0, 1.0))
 
 
+def _sim_distribution(x: np.ndarray) -> np.ndarray:
+    """Sum to 1; a map with negative values is min-max normalised first."""
+    if x.min() < 0:
+        return _minmax_distribution(x)
+    return _distribution(x, "map")
+
+
 def sim(pred: ArrayLike, gt: ArrayLike) -> float:
-    """Similarity (histogram intersection) of the two maps as distributions."""
+    """Similarity (histogram intersection): ``sum(min(pred, gt))`` of maps summing to 1.
+
+    Non-negative maps are divided by their sums (pysaliency, the reference
+    code); a map with negative values is min-max normalised first. A constant
+    map becomes uniform. (MIT ``similarity.m`` min-max normalises every map.)
+    """
     p, g = _pair(pred, gt, "gt")
-    return float(np.minimum(_distribution(p, "pred"), _distribution(g, "gt")).sum())
+    return float(np.minimum(_sim_distribution(p), _sim_distribution(g)).sum())
 
 
 def kld(pred: ArrayLike, gt: ArrayLike) -> float:
-    """KL(gt || pred) with the MIT benchmark's eps regularisation."""
+    """KL(gt || pred) with the MIT benchmark's eps regularisation (``KLdiv.m``).
+
+    Both maps are normalised to sum 1 (no min-max), then
+    ``sum gt * log(eps + gt / (pred + eps))`` with MATLAB's ``eps`` (2^-52).
+    """
     p, g = _pair(pred, gt, "gt")
     p, g = _distribution(p, "pred"), _distribution(g, "gt")
     return float(np.sum(g * np.log(_EPS + g / (p + _EPS))))
 
 
 def nss(pred: ArrayLike, fixations: ArrayLike) -> float:
-    """Mean standardised prediction (ddof=0) over the fixated pixels."""
+    """Mean standardised prediction over the fixated pixels.
+
+    The prediction is standardised with its mean and ``np.std`` (ddof=0, as
+    pysaliency and the reference code; MIT ``NSS.m`` uses ddof=1); each
+    fixated pixel counts once.
+    """
     p, f = _pair(pred, fixations, "fixations")
     mask = _fixation_mask(f, "fixations")
     if not mask.any() or _is_constant(p):
@@ -124,13 +183,18 @@ def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def auc_judd(pred: ArrayLike, fixations: ArrayLike) -> float:
-    """AUC-Judd: ROC over thresholds at fixated saliency values, no jitter.
+    """AUC-Judd (MIT ``AUC_Judd.m``): ROC over thresholds at fixated values.
 
     For each distinct threshold t among the fixated values, TP rate is the
     fraction of fixated pixels with saliency >= t and FP rate the fraction of
     non-fixated pixels with saliency >= t; (0, 0) and (1, 1) are added and the
-    area is taken by the trapezoid rule.  Ties need no jitter: equal values
-    give a single ROC point.
+    area is taken by the trapezoid rule.  Without ties this is exactly the MIT
+    value.  The MIT code breaks ties with random jitter (``rand / 1e7``); here
+    equal values give a single ROC point instead, deterministically (equal to
+    pysaliency's ``general_roc(..., judd=1)`` without its noise).  The jittered
+    MIT value scatters around this one: by < 0.005 for realistic maps, more on
+    tiny maps with large tied regions, where the MIT value itself varies from
+    one jitter draw to the next.
     """
     p, f = _pair(pred, fixations, "fixations")
     mask = _fixation_mask(f, "fixations")
@@ -148,8 +212,12 @@ def sauc(pred: ArrayLike, fixations: ArrayLike, other_fixations: ArrayLike) -> f
 
     Positives are the saliency values at this image's fixated pixels,
     negatives those at the pixels fixated in ``other_fixations`` (pixels in
-    both maps count on both sides).  This is the exact, deterministic form of
-    the benchmark's random-split procedure.
+    both maps count on both sides).  This is the exact ROC area over all
+    thresholds (pysaliency's ``general_roc(..., judd=0)``), i.e. the limit of
+    the MIT ``AUC_shuffled.m`` procedure as its threshold step goes to 0 and
+    its number of random splits grows.  With the MIT defaults (step 0.1 on
+    the min-max normalised map, 100 splits) the MIT value can differ from
+    this one by several hundredths, most for smooth maps.
     """
     p, f = _pair(pred, fixations, "fixations")
     _, o = _pair(p, other_fixations, "other_fixations")
