@@ -28,7 +28,7 @@ WORLD = {
     "blur_sigma": 0.03,
     "weights": {"face": 1.0, "bus": 0.5, "sky": -1.0, "field": 0.0, "red": 0.3},
 }
-VOCABULARY = {"min_object_count": 1, "min_attribute_count": 1}
+VOCABULARY = {"min_object_count": 1, "min_attribute_count": 1, "keep_coco": True}
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def run_prepare(root, tmp_path, on_bad_sample):
         k: str(tmp_path / "out" / f"{k}.parquet")
         for k in ("train", "val", "probe", "concepts", "rejects")
     }
-    paths = {"salicon": str(root / "salicon"), "visual_genome": str(root / "visual_genome")}
+    paths = {"salicon": str(root / "salicon"), "probe": str(root / "visual_genome")}
     pipeline.prepare_data({}, VOCABULARY, paths, out, batch_size=1, on_bad_sample=on_bad_sample)
     return out
 
@@ -143,6 +143,6 @@ def test_empty_split_and_too_few_images_stop_the_run_even_when_skipping(world, t
         k: str(tmp_path / "o" / f"{k}.parquet")
         for k in ("train", "val", "probe", "concepts", "rejects")
     }
-    paths = {"salicon": str(world / "salicon"), "visual_genome": str(world / "visual_genome")}
+    paths = {"salicon": str(world / "salicon"), "probe": str(world / "visual_genome")}
     with pytest.raises(InputError, match="fewer than a batch of 16"):
         pipeline.prepare_data({}, VOCABULARY, paths, out, batch_size=16, on_bad_sample="skip")

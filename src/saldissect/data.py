@@ -19,8 +19,6 @@ import scipy.io
 import torch
 from torch.utils.data import Dataset
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -83,21 +81,23 @@ def read_saliency_map(path: str | Path) -> np.ndarray:
     return image.astype(np.float32) / 255.0
 
 
-# ---------------------------------------------------------------- Visual Genome
-def normalise_name(name: str) -> str:
-    """Lower case, trimmed, inner whitespace collapsed; multi-word names stay whole."""
-    return " ".join(name.lower().split())
-
-
 # --------------------------------------------------------------------- datasets
+def single_threaded_worker(_: int) -> None:
+    """DataLoader ``worker_init_fn``: one OpenCV thread per worker (workers are the parallelism)."""
+    cv2.setNumThreads(1)
+
+
 def load_image(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """RGB float32 image resized to ``size`` (height, width), ImageNet-normalised, C x H x W."""
+    """RGB uint8 image resized to ``size`` (height, width), C x H x W.
+
+    Images travel from the loader workers as bytes (4x less than float32);
+    the model normalises them (`saldissect.models.SaliencyModel`).
+    """
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: unreadable image")
     image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    return ((image - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).transpose(2, 0, 1))
 
 
 class SaliencyDataset(Dataset):
@@ -137,7 +137,8 @@ class SaliencyDataset(Dataset):
             [points[:, 0] * height // int(row.height), points[:, 1] * width // int(row.width)],
             axis=1,
         )
-        sample = (image, smap[None], fixation_map(scaled, height, width)[None])
+        fixations = fixation_map(scaled, height, width).astype(np.uint8)
+        sample = (image, smap[None], fixations[None])
         if self._cache is not None:
             self._cache[index] = sample
         return sample

@@ -49,7 +49,13 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "n_signed",
         "sign_agreement",
         "min_abs_weight",
+        "interaction",
+        "interaction_rank",
+        "interaction_row",
     ),
+    "interaction_alignment": ("metric", "value", "n_images"),
+    "basis_interactions": ("source", "target", "weight"),
+    "semantic_interactions": ("source", "target", "weight"),
 }
 
 

@@ -17,7 +17,12 @@ The saliency map is upsampled bilinearly to the input size. Submodule names are
 stable (``features.backbone.layer1`` ... , ``bases``, ``readout``,
 ``reformulated``) so that hooks, checkpoints and dissection can rely on them.
 
-Models are built by name through `get_model`, in torchvision's manner.
+Three bodies (``features``) are registered, each on a ResNet trunk that is
+ResNet-50 by default and CPU-sized by config: ``dinet`` (dilated ResNet,
+inception-like encoder, stride 8), ``salicon`` (the dilated ResNet at two
+scales, stride 8) and ``transalnet`` (transformer encoders on three ResNet
+scales, top-down decoder, stride 2). Models are built by name through
+`get_model`, in torchvision's manner.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck
 
 HEADS = ("plain", "factorised", "reformulated")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BasicBlock(nn.Module):
@@ -105,7 +112,8 @@ class ResNetBackbone(nn.Module):
             dilate = dilated and index >= 2
             self.add_module(f"layer{index + 1}", self._make_layer(width, blocks, stride, dilate))
         self.num_layers = len(layers)
-        self.out_channels = widths[-1] * self.block.expansion
+        self.stage_channels = [w * self.block.expansion for w in widths]
+        self.out_channels = self.stage_channels[-1]
         self.stride = 4 * 2 ** min(len(layers) - 1, 1 if dilated else 3)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -192,6 +200,9 @@ class SaliencyModel(nn.Module):
         self.readout = nn.Conv2d(channels, 1, 3, 1, 1)
         self.reformulated = nn.Conv2d(n_bases, 1, 3, 1, 1, bias=False)
         self.offset = nn.Parameter(torch.zeros(1))
+        # ImageNet statistics for uint8 inputs (not saved: they are constants)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)
         self.n_bases = n_bases
         self.head = ""
         self.set_head(head)
@@ -213,8 +224,15 @@ class SaliencyModel(nn.Module):
         """Phase-two saliency from probability maps (used on cached maps too)."""
         return _upsample(torch.sigmoid(self.reformulated(prob) + self.offset), size)
 
+    def normalise(self, image: Tensor) -> Tensor:
+        """uint8 RGB (as the datasets deliver) to ImageNet-normalised float; float passes."""
+        if image.dtype != torch.uint8:
+            return image
+        return (image.to(self.mean.dtype) / 255.0 - self.mean) / self.std
+
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         size = (image.shape[-2], image.shape[-1])
+        image = self.normalise(image)
         features = self.features(image)
         if self.head == "plain":
             return {"saliency": _upsample(torch.sigmoid(self.readout(features)), size)}
@@ -250,27 +268,194 @@ def _upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
     return nnf.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def load_backbone_weights(backbone: nn.Module, weights: str | None) -> None:
-    """Load ImageNet weights from a local file; ``none`` keeps the random init.
+class SALICONFeatures(nn.Module):
+    """SALICON's two-scale body: one dilated ResNet on the image and on its half-size copy.
 
+    Each scale goes through its own conv3x3 to ``channels`` (256 in the paper);
+    the coarse scale is upsampled to the fine grid and the two are concatenated,
+    so ``F`` has C = 2 x channels at output stride 8.
+    """
+
+    def __init__(self, backbone: ResNetBackbone, *, channels: int = 256) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.fine = nn.Sequential(
+            nn.Conv2d(backbone.out_channels, channels, 3, 1, 1), nn.ReLU(inplace=True)
+        )
+        self.coarse = nn.Sequential(
+            nn.Conv2d(backbone.out_channels, channels, 3, 1, 1), nn.ReLU(inplace=True)
+        )
+        self.out_channels = 2 * channels
+        self.stride = backbone.stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        fine = self.fine(self.backbone(x))
+        half = nnf.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
+        coarse = _upsample(self.coarse(self.backbone(half)), tuple(fine.shape[-2:]))
+        return torch.cat([fine, coarse], dim=1)
+
+
+class TokenEncoder(nn.Module):
+    """A feature grid as tokens: linear projection, learned position embedding, transformer."""
+
+    def __init__(
+        self, in_channels: int, dim: int, heads: int, layers: int, tokens: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.project = nn.Linear(in_channels, dim)
+        self.position = nn.Parameter(torch.zeros(1, tokens, dim))
+        nn.init.trunc_normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 4 * dim, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        if h * w != self.position.shape[1]:
+            raise ValueError(
+                f"a {h}x{w} feature grid does not fit the {self.position.shape[1]} position "
+                "embeddings built for the configured input_size; resize inputs to it"
+            )
+        tokens = self.project(x.flatten(2).transpose(1, 2)) + self.position
+        tokens = self.norm(self.encoder(tokens))
+        return tokens.transpose(1, 2).reshape(b, -1, h, w)
+
+
+def _conv_bn_relu(inputs: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inputs, outputs, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(outputs),
+        nn.ReLU(inplace=True),
+    )
+
+
+def resnet_grid(size: int, stride: int) -> int:
+    """Side of a ResNet feature grid at ``stride`` for an input side ``size`` (ceil halving)."""
+    for _ in range(stride.bit_length() - 1):
+        size = -(-size // 2)
+    return size
+
+
+class TranSalNetFeatures(nn.Module):
+    """TranSalNet's body: transformer encoders on three ResNet scales, a top-down decoder.
+
+    A plain (undilated) ResNet gives layer2/3/4 grids at strides 8, 16 and 32.
+    Each is encoded as tokens (``dims`` = 512, 768, 768 with ``heads`` = 8,
+    12, 12 in the paper, ``layers`` transformer layers). Top-down, the stride-32
+    tokens are convolved, upsampled and multiplied into the stride-16 tokens,
+    then into the stride-8 tokens; two more conv + x2 stages and a final conv
+    give ``F`` with C = ``channels`` (128) at output stride 2.
+    """
+
+    def __init__(
+        self,
+        backbone: ResNetBackbone,
+        input_size: Sequence[int],
+        *,
+        dims: Sequence[int] = (512, 768, 768),
+        heads: Sequence[int] = (8, 12, 12),
+        layers: int = 2,
+        channels: int = 128,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if backbone.num_layers != 4:
+            raise ValueError("TranSalNet needs a backbone with four stages")
+        if len(dims) != 3 or len(heads) != 3:
+            raise ValueError(f"TranSalNet takes three dims and heads, got {dims} and {heads}")
+        self.backbone = backbone
+        widths = backbone.stage_channels[1:]
+        height, width = input_size
+        self.encoders = nn.ModuleList(
+            TokenEncoder(
+                widths[i],
+                dims[i],
+                heads[i],
+                layers,
+                resnet_grid(height, 8 * 2**i) * resnet_grid(width, 8 * 2**i),
+                dropout,
+            )
+            for i in range(3)
+        )
+        self.up32 = _conv_bn_relu(dims[2], dims[1])
+        self.up16 = _conv_bn_relu(dims[1], dims[0])
+        self.up8 = _conv_bn_relu(dims[0], dims[0])
+        self.up4 = _conv_bn_relu(dims[0], channels)
+        self.out = _conv_bn_relu(channels, channels)
+        self.out_channels = channels
+        self.stride = 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        trunk = self.backbone
+        x = trunk.maxpool(trunk.relu(trunk.bn1(trunk.conv1(x))))
+        s8 = trunk.layer2(trunk.layer1(x))
+        s16 = trunk.layer3(s8)
+        s32 = trunk.layer4(s16)
+        t8, t16, t32 = (e(s) for e, s in zip(self.encoders, (s8, s16, s32), strict=True))
+        y = _upsample(_double(self.up32(t32)), tuple(t16.shape[-2:]))
+        y = torch.relu(y * t16)
+        y = _upsample(_double(self.up16(y)), tuple(t8.shape[-2:]))
+        y = torch.relu(y * t8)
+        y = _double(self.up4(_double(self.up8(y))))
+        return self.out(y)
+
+
+def _double(x: Tensor) -> Tensor:
+    return nnf.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def torchvision_cached_weights() -> Path:
+    """Where torchvision keeps ResNet-50 ImageNet weights once downloaded (never fetched here)."""
+    from torchvision.models import ResNet50_Weights
+
+    url = ResNet50_Weights.IMAGENET1K_V1.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def load_backbone_weights(backbone: nn.Module, weights: str | None) -> None:
+    """Load ImageNet weights from a local file, from torchvision's cache, or keep random init.
+
+    ``weights`` is a path, ``torchvision`` (the file torchvision's
+    ``resnet50(weights="IMAGENET1K_V1")`` stores in its cache) or ``none``.
     Nothing is downloaded: a missing file is an error naming the path.
     """
     if weights in (None, "", "none"):
         return
-    path = Path(weights).expanduser()
+    if weights == "torchvision":
+        path = torchvision_cached_weights()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"backbone weights {path}: not in torchvision's cache. Nothing is downloaded "
+                "at run time: copy resnet50-0676ba61.pth there, give a file path, or use 'none'"
+            )
+    else:
+        path = Path(weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"backbone weights {path}: file not found (use 'none' for random init)"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    own = backbone.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    resized = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or resized:
         raise ValueError(
             f"backbone weights {path} do not fit the configured backbone: "
             f"{len(missing)} missing keys (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(resized)} of another shape (e.g. {resized[:3]})"
         )
+    backbone.load_state_dict(state)
+
+
+def _trunk(backbone: dict | None, weights: str | None, **overrides) -> ResNetBackbone:
+    trunk = ResNetBackbone(**{**(backbone or {}), **overrides})
+    load_backbone_weights(trunk, weights)
+    return trunk
 
 
 def dinet(
@@ -281,19 +466,65 @@ def dinet(
     n_bases: int = 512,
     head: str = "factorised",
     weights: str | None = "none",
+    input_size: Sequence[int] | None = None,
 ) -> SaliencyModel:
     """DINet (dilated ResNet-50 + inception-like encoder) with a factorised head.
 
     The defaults are the paper's model; ``backbone`` (keyword arguments of
     `ResNetBackbone`) and ``encoder_channels`` make it CPU-sized.
     """
-    trunk = ResNetBackbone(**(backbone or {}))
-    load_backbone_weights(trunk, weights)
-    features = DINetFeatures(trunk, channels=encoder_channels, dilations=encoder_dilations)
+    features = DINetFeatures(
+        _trunk(backbone, weights), channels=encoder_channels, dilations=encoder_dilations
+    )
     return SaliencyModel(features, n_bases=n_bases, head=head)
 
 
-MODELS: dict[str, Callable[..., SaliencyModel]] = {"dinet": dinet}
+def salicon(
+    *,
+    backbone: dict | None = None,
+    scale_channels: int = 256,
+    n_bases: int = 512,
+    head: str = "factorised",
+    weights: str | None = "none",
+    input_size: Sequence[int] | None = None,
+) -> SaliencyModel:
+    """SALICON (two-scale dilated ResNet-50, C = 2 x ``scale_channels``) with a factorised head."""
+    features = SALICONFeatures(_trunk(backbone, weights), channels=scale_channels)
+    return SaliencyModel(features, n_bases=n_bases, head=head)
+
+
+def transalnet(
+    *,
+    backbone: dict | None = None,
+    transformer_dims: Sequence[int] = (512, 768, 768),
+    transformer_heads: Sequence[int] = (8, 12, 12),
+    transformer_layers: int = 2,
+    decoder_channels: int = 128,
+    n_bases: int = 512,
+    head: str = "factorised",
+    weights: str | None = "none",
+    input_size: Sequence[int] = (240, 320),
+) -> SaliencyModel:
+    """TranSalNet (plain ResNet-50, transformer encoders at three scales) with a factorised head.
+
+    Position embeddings are sized for ``input_size`` (240 x 320 in the paper).
+    """
+    features = TranSalNetFeatures(
+        _trunk(backbone, weights, dilated=False),
+        input_size,
+        dims=transformer_dims,
+        heads=transformer_heads,
+        layers=transformer_layers,
+        channels=decoder_channels,
+    )
+    return SaliencyModel(features, n_bases=n_bases, head=head)
+
+
+MODELS: dict[str, Callable[..., SaliencyModel]] = {
+    "dinet": dinet,
+    "salicon": salicon,
+    "transalnet": transalnet,
+}
 
 
 def get_model(name: str, **cfg) -> SaliencyModel:

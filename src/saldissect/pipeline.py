@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from saldissect import contributions as contrib
+from saldissect import interactions as inter
 from saldissect import reporting, synthetic
 from saldissect.dissection import compute_thresholds, dissect
 from saldissect.evaluation import predict, score
@@ -68,7 +69,7 @@ def generate_world(cfg: dict, root: str | Path) -> None:
 def prepare_data(
     dataset_cfg: dict,
     vocabulary: dict,
-    paths: dict[str, str],
+    paths: dict[str, str | None],
     out: dict[str, str],
     *,
     seed: int = 0,
@@ -85,9 +86,12 @@ def prepare_data(
     train, bad_train, fatal = index_salicon_split(paths["salicon"], "train")
     val, bad_val, fatal_val = index_salicon_split(paths["salicon"], "val")
     probe, concepts, bad_probe, fatal_probe = index_visual_genome(
-        paths["visual_genome"],
+        paths["probe"],
+        scene_graphs=paths.get("scene_graphs", "visual_genome"),
+        images=paths.get("probe_images"),
         min_object_count=vocabulary["min_object_count"],
         min_attribute_count=vocabulary["min_attribute_count"],
+        keep_coco=vocabulary["keep_coco"],
     )
     fatal += fatal_val + fatal_probe
     skipped = bad_train + bad_val + bad_probe
@@ -103,7 +107,7 @@ def prepare_data(
                 )
             )
     if not fatal and probe.empty:
-        fatal.append((paths["visual_genome"], "no probe image with a kept concept"))
+        fatal.append((paths["probe"], "no probe image with a kept concept"))
     if fatal:
         raise InputError(
             fatal,
@@ -148,14 +152,16 @@ def run_phase1(
     seed: int,
     threads: int,
     device: str,
+    head: str = "factorised",
 ) -> None:
+    """Phase one (``factorised``), or the baseline with ``head="plain"``."""
     train_saliency(
         read_parquet(train, "split"),
         read_parquet(val, "split"),
         model_cfg,
         {**cfg, "seed": seed},
         out_dir,
-        head="factorised",
+        head=head,
         threads=threads,
         device=device,
     )
@@ -343,15 +349,25 @@ def run_tables(
 
 
 def run_validation(
-    runs: list[str], labels: list[dict], planted: str, out: dict[str, str], *, min_abs_weight: float
+    runs: list[str],
+    labels: list[dict],
+    planted: str,
+    out: dict[str, str],
+    *,
+    min_abs_weight: float,
+    interactions: list[str] | None = None,
+    interaction: dict | None = None,
 ) -> pd.DataFrame:
-    """Recovery of the planted weights for every synthetic run, controls included."""
+    """Recovery of the planted weights for every synthetic run, controls included;
+    with ``interactions`` (one semantic_interactions.parquet per run), also the
+    rank of the planted pair in its source's row."""
     truth = read_parquet(planted, "planted")
     rows = []
-    for path, label in zip(runs, labels, strict=True):
+    for i, (path, label) in enumerate(zip(runs, labels, strict=True)):
         result = contrib.recovery(
             read_parquet(path, "contributions"), truth, min_abs_weight=min_abs_weight
         )
+        result.update(_planted_pair_rank(interactions[i] if interactions else None, interaction))
         rows.append(
             {
                 "dataset": label["dataset"],
@@ -375,3 +391,100 @@ def run_validation(
     }
     reporting.plot_recovery(named, planted, out["png"], min_abs_weight)
     return table
+
+
+# ---------------------------------------------------------------- interactions
+def _planted_pair_rank(semantic: str | None, interaction: dict | None) -> dict:
+    """The planted pair's rank in its row of a semantic interaction table."""
+    if not semantic or not interaction or not interaction.get("source"):
+        return {"interaction": "none", "interaction_rank": float("nan"), "interaction_row": 0}
+    rank, size = inter.pair_rank(
+        read_parquet(semantic, "semantic_interactions"),
+        interaction["source"],
+        interaction["target"],
+    )
+    pair = f"{interaction['source']} -> {interaction['target']}"
+    log.info("%s: planted pair %s ranks %s of %d in its row", semantic, pair, rank, size)
+    return {"interaction": pair, "interaction_rank": rank, "interaction_row": size}
+
+
+def run_interaction_training(
+    train: str,
+    val: str,
+    model_cfg: dict,
+    cfg: dict,
+    phase1: str,
+    out_dir: str,
+    *,
+    dim: int,
+    seed: int,
+    threads: int,
+    device: str,
+) -> None:
+    inter.train_interaction(
+        read_parquet(train, "split"),
+        read_parquet(val, "split"),
+        model_cfg,
+        {**cfg, "seed": seed},
+        phase1,
+        out_dir,
+        dim=dim,
+        threads=threads,
+        device=device,
+    )
+
+
+def run_interaction_analysis(
+    phase1: str,
+    interaction: str,
+    thresholds: str,
+    alignment: str,
+    val: str,
+    model_cfg: dict,
+    cfg: dict,
+    contributions_cfg: dict,
+    evaluation_cfg: dict,
+    out: dict[str, str],
+    *,
+    device: str,
+) -> None:
+    """Spatial alignment, basis and semantic interactions of the interaction variant."""
+    dev = pick_device(device)
+    frozen = inter.load_frozen(model_cfg, phase1, dev)
+    head = inter.load_head(interaction, frozen.n_bases, cfg["dim"], dev)
+    tau = torch.as_tensor(
+        read_parquet(thresholds, "thresholds")["threshold"].to_numpy().copy(), dtype=torch.float32
+    )
+    sigma = evaluation_cfg["center_bias_sigma"] if evaluation_cfg["center_bias"] else None
+    spatial, basis = inter.analyse(
+        frozen,
+        head,
+        read_parquet(val, "split"),
+        tau,
+        tuple(model_cfg["input_size"]),
+        batch_size=cfg["batch_size"],
+        attention_mb=cfg["attention_mb"],
+        center_bias_sigma=sigma,
+        device=dev,
+    )
+    log.info("spatial alignment of the saliency-weighted attention:\n%s", spatial.round(4))
+    semantic = inter.semantic_from_alignment(
+        basis,
+        read_parquet(alignment, "alignment"),
+        top_k=contributions_cfg["top_k"],
+        score=contributions_cfg["score"],
+    )
+    strongest = semantic[semantic["source"] != semantic["target"]].nlargest(5, "weight")
+    log.info(
+        "strongest semantic interactions (source -> target): %s",
+        ", ".join(f"{r.source} -> {r.target} {r.weight:.3g}" for r in strongest.itertuples()),
+    )
+    write_parquet(spatial, out["alignment"], "interaction_alignment")
+    write_parquet(inter.long_basis_table(basis), out["basis"], "basis_interactions")
+    write_parquet(semantic, out["semantic"], "semantic_interactions")
+
+
+def run_interaction_figure(
+    semantic: str, contributions: str, out: str, *, top: int, title: str
+) -> None:
+    reporting.plot_interactions(semantic, contributions, out, title, top=top)

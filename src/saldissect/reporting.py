@@ -129,3 +129,38 @@ def plot_recovery(
             fontsize=9,
         )
     _save(fig, out)
+
+
+def plot_interactions(
+    semantic: str | Path, contributions: str | Path, out: str | Path, title: str, top: int = 20
+) -> None:
+    """Heatmap of the semantic interactions S over the ``top`` most positive and ``top``
+    most negative concepts; rows are sources (where attention comes from), columns
+    targets, each row scaled by its largest entry."""
+    from saldissect.interactions import heatmap_concepts
+
+    table = read_parquet(contributions, "contributions")
+    concepts = heatmap_concepts(table, top)
+    matrix = (
+        read_parquet(semantic, "semantic_interactions")
+        .pivot(index="source", columns="target", values="weight")
+        .reindex(index=concepts, columns=concepts)
+        .fillna(0.0)
+    )
+    peak = matrix.max(axis=1).where(lambda v: v > 0, 1.0)
+    scaled = matrix.div(peak, axis=0)
+    n_positive = int(table["rank"].between(1, top).sum())
+    side = max(4.5, 0.32 * len(concepts) + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(scaled.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="equal")
+    ax.set_xticks(range(len(concepts)), concepts, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(concepts)), concepts, fontsize=8)
+    if 0 < n_positive < len(concepts):
+        for draw in (ax.axhline, ax.axvline):
+            draw(n_positive - 0.5, color="white", lw=1.5)
+    ax.set_xlabel(f"target (attended); top {n_positive} positive, then negative concepts")
+    ax.set_ylabel("source (attending)")
+    ax.set_title(title, fontsize=10)
+    colour_bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    colour_bar.set_label("semantic interaction S, each row / its max")
+    _save(fig, out)

@@ -328,6 +328,8 @@ def draw_scene(rng: np.random.Generator, weights: dict[str, float], cfg: dict) -
     low, high = cfg["objects_per_image"]
     smin, smax = cfg["object_size"]
     placed: list[Box] = []
+    names: list[str] = []  # concept of each placed box
+    owner = np.full((height, width), -1, np.int32)  # index of the object on top of each pixel
     for _ in range(int(rng.integers(low, high + 1))):
         if not objects_drawn:
             break
@@ -345,6 +347,7 @@ def draw_scene(rng: np.random.Generator, weights: dict[str, float], cfg: dict) -
         else:
             continue
         placed.append(box)
+        names.append(concept.name)
         attributes, colour = [], NEUTRAL
         if concept.name in COLOURED and colours:
             attributes = [str(rng.choice(colours))]
@@ -354,10 +357,32 @@ def draw_scene(rng: np.random.Generator, weights: dict[str, float], cfg: dict) -
         value[mask > 0] = weights.get(concept.name, 0.0) + sum(
             weights.get(a, 0.0) for a in attributes
         )
+        owner[mask > 0] = len(placed) - 1
         visible = _clip(box, width, height)
         if visible[2] > 0 and visible[3] > 0:
             objects.append({"name": concept.name, "box": visible, "attributes": attributes})
+    plant_interaction(value, owner, placed, names, cfg.get("interaction"))
     return Scene(image=image, value=value, objects=objects)
+
+
+def plant_interaction(
+    value: np.ndarray, owner: np.ndarray, boxes: list[Box], names: list[str], cfg: dict | None
+) -> None:
+    """The planted interaction: every visible pixel of a ``source`` object gains
+    ``weight`` when a ``target`` object's box centre lies within ``radius`` x the
+    image diagonal of the source's box centre. No random draws: a world without
+    an interaction is the same world, pixel for pixel."""
+    if not cfg or not cfg.get("source") or not cfg.get("weight"):
+        return
+    reach = cfg["radius"] * float(np.hypot(*value.shape))
+    centres = np.array([(x + w / 2, y + h / 2) for x, y, w, h in boxes]).reshape(-1, 2)
+    is_target = np.array([n == cfg["target"] for n in names], bool)
+    for index, name in enumerate(names):
+        others = is_target & (np.arange(len(names)) != index)  # never the object itself
+        if name != cfg["source"] or not others.any():
+            continue
+        if (np.hypot(*(centres[others] - centres[index]).T) <= reach).any():
+            value[owner == index] += cfg["weight"]
 
 
 def fixation_density(value: np.ndarray, cfg: dict) -> np.ndarray:
@@ -396,6 +421,19 @@ def _gaze_struct(points: np.ndarray, n_observers: int, rng) -> np.ndarray:
             :, None
         ]
     return gaze
+
+
+def validate_interaction(interaction: dict | None, weights: dict[str, float]) -> None:
+    """A planted interaction names two planted objects (an empty source plants none)."""
+    if not interaction or not interaction.get("source"):
+        return
+    drawn = sorted(c.name for c in OBJECTS if c.name in weights)
+    for key in ("source", "target"):
+        if interaction.get(key) not in drawn:
+            raise ValueError(
+                f"synthetic.interaction.{key}: {interaction.get(key)!r} is not a planted "
+                f"object; choose one of {drawn}"
+            )
 
 
 def validate_weights(weights: dict[str, float]) -> None:
@@ -439,6 +477,7 @@ def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
     root = Path(root)
     weights = {k: float(v) for k, v in cfg["weights"].items()}
     validate_weights(weights)
+    validate_interaction(cfg.get("interaction"), weights)
     seed = int(cfg["seed"])
     salicon, vg = root / "salicon", root / "visual_genome"
     for split, count in (("train", cfg["n_train"]), ("val", cfg["n_val"])):

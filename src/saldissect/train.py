@@ -8,6 +8,7 @@ checkpoint by validation CC, and resume from the last completed epoch.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Iterable
@@ -20,9 +21,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from saldissect.data import SaliencyDataset
+from saldissect.data import SaliencyDataset, single_threaded_worker
 from saldissect.io import load_checkpoint, save_checkpoint, write_parquet
-from saldissect.models import SaliencyModel, get_model
+from saldissect.models import MODELS, SaliencyModel, get_model
 
 log = logging.getLogger(__name__)
 EPS = 1e-8
@@ -82,7 +83,9 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(model_cfg: dict, head: str) -> SaliencyModel:
-    options = {k: v for k, v in model_cfg.items() if k not in ("arch", "input_size")}
+    """The configured architecture; keys that belong to other architectures are left out."""
+    accepted = inspect.signature(MODELS[model_cfg["arch"]]).parameters
+    options = {k: v for k, v in model_cfg.items() if k in accepted}
     return get_model(model_cfg["arch"], head=head, **options)
 
 
@@ -147,8 +150,8 @@ class Trainer:
             fetched = time.perf_counter()
             for batch in tqdm(loader, desc=desc, leave=False, disable=None):
                 waiting += time.perf_counter() - fetched
-                gt = batch["map"].to(self.device)
-                fixations = batch["fixations"].to(self.device)
+                gt = batch["map"].to(self.device).float()
+                fixations = batch["fixations"].to(self.device).float()
                 saliency, prob = forward(batch)
                 loss, scores = saliency_loss(saliency, gt, fixations)
                 if train:
@@ -219,6 +222,7 @@ def _loaders(train: pd.DataFrame, val: pd.DataFrame, size, cfg: dict, threads: i
         "num_workers": workers,
         "pin_memory": torch.cuda.is_available(),
         "persistent_workers": workers > 0,
+        "worker_init_fn": single_threaded_worker,
     }
     generator = torch.Generator().manual_seed(cfg["seed"])
     train_loader = DataLoader(
@@ -235,7 +239,7 @@ def _loaders(train: pd.DataFrame, val: pd.DataFrame, size, cfg: dict, threads: i
     return train_loader, val_loader
 
 
-def _finish(model: SaliencyModel, history: pd.DataFrame, out_dir: Path, meta: dict) -> None:
+def finish_training(model: SaliencyModel, history: pd.DataFrame, out_dir: Path, meta: dict) -> None:
     best = load_checkpoint(out_dir / "best.pt")
     model.load_state_dict(best["model"])
     save_checkpoint(
@@ -282,7 +286,7 @@ def train_saliency(
 
     meta = {"head": head, "model": model_cfg, "train": cfg}
     history = trainer.fit(train_loader, val_loader, forward, meta)
-    _finish(model, history, out_dir, meta)
+    finish_training(model, history, out_dir, meta)
     return history
 
 
@@ -298,7 +302,7 @@ def frozen_inputs(model: SaliencyModel, loader: DataLoader, device: torch.device
     return TensorDataset(torch.cat(probs), torch.cat(maps), torch.cat(fixations))
 
 
-def _collate_cached(samples) -> dict[str, Tensor]:
+def collate_cached(samples) -> dict[str, Tensor]:
     prob, maps, fixations = torch.utils.data.default_collate(samples)
     return {"prob": prob, "map": maps, "fixations": fixations}
 
@@ -348,9 +352,9 @@ def train_phase2(
         batch_size=cfg["batch_size"],
         shuffle=True,
         generator=generator,
-        collate_fn=_collate_cached,
+        collate_fn=collate_cached,
     )
-    val_loader = DataLoader(cached[1], batch_size=cfg["batch_size"], collate_fn=_collate_cached)
+    val_loader = DataLoader(cached[1], batch_size=cfg["batch_size"], collate_fn=collate_cached)
     trainer = Trainer(model, params, cfg, out_dir, dev, len(train_loader))
 
     def forward(batch):
@@ -363,7 +367,7 @@ def train_phase2(
         "phase1": str(phase1_checkpoint),
     }
     history = trainer.fit(train_loader, val_loader, forward, meta)
-    _finish(model, history, out_dir, meta)
+    finish_training(model, history, out_dir, meta)
     weights = model.basis_weights().cpu().numpy()
     basis = pd.DataFrame({"basis": np.arange(len(weights)), "weight": weights.astype(np.float64)})
     return history, basis

@@ -14,7 +14,6 @@ its keys, fewer images than a batch) always stop the run.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -22,8 +21,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from saldissect.data import IMAGE_SUFFIXES, load_fixations, normalise_name
+from saldissect.data import IMAGE_SUFFIXES, load_fixations
 from saldissect.io import check_schema
+from saldissect.vocabulary import attribute_concept, keep_mask, object_concept
 
 Problem = tuple[str, str]
 
@@ -156,33 +156,24 @@ def _read_json(path: Path) -> tuple[object, Problem | None]:
         return None, (str(path), f"not valid JSON ({str(error).splitlines()[0]})")
 
 
-def index_visual_genome(
-    root: str | Path,
-    *,
-    min_object_count: int = 1,
-    min_attribute_count: int = 1,
-    keep_objects: frozenset[str] = frozenset(),
-) -> tuple[pd.DataFrame, pd.DataFrame, list[Problem], list[Problem]]:
-    """Probe images and concept boxes from Visual Genome's native JSON.
+SceneObject = dict  # x, y, w, h, names (list), attributes (list), object_id
 
-    Returns ``probe`` (image_id, image_path, height, width), ``concepts``
-    (image_id, concept, kind, x, y, w, h; an attribute carries its object's
-    box), per-sample problems and dataset problems. Objects are kept if in
-    ``keep_objects`` or seen at least ``min_object_count`` times; attributes at
-    least ``min_attribute_count`` times.
-    """
-    root = Path(root)
-    probe_columns = ["image_id", "image_path", "height", "width"]
-    concept_columns = ["image_id", "concept", "kind", "x", "y", "w", "h"]
-    empty = (pd.DataFrame(columns=probe_columns), pd.DataFrame(columns=concept_columns))
+
+def _visual_genome_graphs(
+    root: Path, problems: list[Problem]
+) -> tuple[dict, list[tuple[object, list[SceneObject]]], str, list[Problem]]:
+    """Visual Genome's native JSON: image sizes from image_data.json, boxes from attributes.json."""
     image_data, bad_a = _read_json(root / "image_data.json")
     attributes, bad_b = _read_json(root / "attributes.json")
     fatal = [p for p in (bad_a, bad_b) if p]
-    if fatal:
-        return *empty, [], fatal
-    sizes, problems = {}, []
     data_file, attr_file = str(root / "image_data.json"), str(root / "attributes.json")
-    for i, entry in enumerate(image_data if isinstance(image_data, list) else []):
+    if fatal:
+        return {}, [], attr_file, fatal
+    for data, file in ((image_data, data_file), (attributes, attr_file)):
+        if not isinstance(data, list):
+            return {}, [], attr_file, [(file, "expected a list of per-image entries")]
+    sizes = {}
+    for i, entry in enumerate(image_data):
         missing = [
             k
             for k in ("image_id", "width", "height")
@@ -192,38 +183,107 @@ def index_visual_genome(
             problems.append((data_file, f"entry {i} lacks {', '.join(missing)}"))
         else:
             sizes[int(entry["image_id"])] = (int(entry["height"]), int(entry["width"]))
-    if not isinstance(image_data, list) or not isinstance(attributes, list):
-        return (
-            *empty,
-            [],
-            [
-                (
-                    data_file if not isinstance(image_data, list) else attr_file,
-                    "expected a list of per-image entries",
-                )
-            ],
-        )
-    rows, bad_images = [], set()
+    graphs = []
     for i, entry in enumerate(attributes):
         if not isinstance(entry, dict) or "image_id" not in entry or "attributes" not in entry:
             problems.append((attr_file, f"entry {i} lacks image_id or attributes"))
             continue
-        image_id = int(entry["image_id"])
+        graphs.append((int(entry["image_id"]), entry["attributes"] or []))
+    return sizes, graphs, attr_file, []
+
+
+def _gqa_graphs(
+    root: Path, problems: list[Problem]
+) -> tuple[dict, list[tuple[object, list[SceneObject]]], str, list[Problem]]:
+    """GQA-style ``*sceneGraphs.json``: {image_id: {width, height, objects: {id: {...}}}}."""
+    files = sorted(root.glob("*sceneGraphs.json"))
+    if not files:
+        return {}, [], str(root), [(str(root), "no *sceneGraphs.json file (GQA scene graphs)")]
+    sizes, graphs, fatal = {}, [], []
+    for path in files:
+        data, bad = _read_json(path)
+        if bad or not isinstance(data, dict):
+            fatal.append(bad or (str(path), "expected an object of image_id -> scene graph"))
+            continue
+        for image_id, entry in data.items():
+            image_id = str(image_id)
+            if not isinstance(entry, dict) or not all(
+                k in entry for k in ("width", "height", "objects")
+            ):
+                problems.append((str(path), f"image {image_id} lacks width, height or objects"))
+                continue
+            sizes[image_id] = (int(entry["height"]), int(entry["width"]))
+            objects = entry["objects"] or {}
+            graphs.append(
+                (
+                    image_id,
+                    [
+                        {
+                            **obj,
+                            "object_id": object_id,
+                            "names": [obj["name"]] if "name" in obj else obj.get("names"),
+                        }
+                        for object_id, obj in objects.items()
+                        if isinstance(obj, dict)
+                    ],
+                )
+            )
+    return sizes, graphs, str(files[0]) if len(files) == 1 else str(root), fatal
+
+
+SCENE_GRAPH_READERS = {"visual_genome": _visual_genome_graphs, "gqa": _gqa_graphs}
+
+
+def index_visual_genome(
+    root: str | Path,
+    *,
+    scene_graphs: str = "visual_genome",
+    images: str | Path | None = None,
+    min_object_count: int = 1,
+    min_attribute_count: int = 1,
+    keep_coco: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[Problem], list[Problem]]:
+    """Probe images and concept boxes from Visual Genome or GQA-style scene graphs.
+
+    ``scene_graphs`` is ``visual_genome`` (``image_data.json`` and
+    ``attributes.json``) or ``gqa`` (``*sceneGraphs.json``); images are
+    ``<images>/<image_id>.jpg`` (``images`` defaults to ``root/images``).
+    Returns ``probe`` (image_id, image_path, height, width), ``concepts``
+    (image_id, concept, kind, x, y, w, h; an attribute carries its object's
+    box), per-sample problems and dataset problems. Object names become
+    singular concepts (`saldissect.vocabulary`); objects are kept if COCO
+    categories (``keep_coco``) or seen at least ``min_object_count`` times,
+    attributes if seen at least ``min_attribute_count`` times.
+    """
+    root = Path(root)
+    probe_columns = ["image_id", "image_path", "height", "width"]
+    concept_columns = ["image_id", "concept", "kind", "x", "y", "w", "h"]
+    empty = (pd.DataFrame(columns=probe_columns), pd.DataFrame(columns=concept_columns))
+    if scene_graphs not in SCENE_GRAPH_READERS:
+        raise ValueError(f"unknown scene-graph format {scene_graphs!r}")
+    problems: list[Problem] = []
+    sizes, graphs, graph_file, fatal = SCENE_GRAPH_READERS[scene_graphs](root, problems)
+    if fatal:
+        return *empty, [], fatal
+    rows, bad_images = [], set()
+    for image_id, objects in graphs:
         if image_id not in sizes:
-            problems.append((attr_file, f"image {image_id} is not in image_data.json"))
+            problems.append((graph_file, f"image {image_id} has no size (not in image_data.json)"))
             bad_images.add(image_id)
             continue
         height, width = sizes[image_id]
-        for obj in entry["attributes"]:
-            if not all(k in obj for k in ("x", "y", "w", "h", "names")):
-                problems.append((attr_file, f"image {image_id}: object lacks x, y, w, h or names"))
+        for obj in objects:
+            if not isinstance(obj, dict) or not all(
+                k in obj and obj[k] is not None for k in ("x", "y", "w", "h", "names")
+            ):
+                problems.append((graph_file, f"image {image_id}: object lacks x, y, w, h or names"))
                 bad_images.add(image_id)
                 continue
             x, y, w, h = (obj[k] for k in ("x", "y", "w", "h"))
             if w <= 0 or h <= 0:
                 problems.append(
                     (
-                        attr_file,
+                        graph_file,
                         f"image {image_id} object {obj.get('object_id')}: "
                         f"box of negative or zero size ({x}, {y}, {w}, {h})",
                     )
@@ -233,19 +293,24 @@ def index_visual_genome(
             if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
                 problems.append(
                     (
-                        attr_file,
+                        graph_file,
                         f"image {image_id} object {obj.get('object_id')}: box "
                         f"({x}, {y}, {w}, {h}) outside the {width}x{height} image",
                     )
                 )
                 bad_images.add(image_id)
                 continue
-            rows += [(image_id, normalise_name(n), "object", x, y, w, h) for n in obj["names"]]
             rows += [
-                (image_id, normalise_name(a), "attribute", x, y, w, h)
-                for a in obj.get("attributes", []) or []
+                (image_id, object_concept(n), "object", x, y, w, h)
+                for n in obj["names"]
+                if object_concept(n)
             ]
-    image_dir = root / "images"
+            rows += [
+                (image_id, attribute_concept(a), "attribute", x, y, w, h)
+                for a in obj.get("attributes", []) or []
+                if attribute_concept(a)
+            ]
+    image_dir = Path(images) if images else root / "images"
     present = {}
     for image_id in sorted({r[0] for r in rows} - bad_images):
         path = image_dir / f"{image_id}.jpg"
@@ -256,13 +321,14 @@ def index_visual_genome(
         else:
             present[image_id] = str(path)
     concepts = pd.DataFrame([r for r in rows if r[0] in present], columns=concept_columns)
-    counts = Counter(zip(concepts["concept"], concepts["kind"], strict=True))
-    keep = [
-        (kind == "object" and (name in keep_objects or counts[(name, kind)] >= min_object_count))
-        or (kind == "attribute" and counts[(name, kind)] >= min_attribute_count)
-        for name, kind in zip(concepts["concept"], concepts["kind"], strict=True)
-    ]
-    concepts = concepts[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+    keep = keep_mask(
+        concepts["concept"],
+        concepts["kind"],
+        min_object_count=min_object_count,
+        min_attribute_count=min_attribute_count,
+        keep_coco=keep_coco,
+    )
+    concepts = concepts[keep].reset_index(drop=True)
     ids = sorted(set(concepts["image_id"]))
     probe = pd.DataFrame([(i, present[i], *sizes[i]) for i in ids], columns=probe_columns)
     return check_schema(probe, "probe"), check_schema(concepts, "concepts"), problems, []
@@ -277,7 +343,7 @@ def read_salicon_split(root: str | Path, split: str) -> pd.DataFrame:
 
 
 def read_visual_genome(root: str | Path, **options) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Visual Genome probe set and concepts; raises `InputError` listing all problems."""
+    """Probe set and concepts (options of `index_visual_genome`); raises `InputError`."""
     probe, concepts, problems, fatal = index_visual_genome(root, **options)
     if fatal or problems:
         raise InputError(fatal + problems, f"Visual Genome under {root}")

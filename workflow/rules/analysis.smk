@@ -97,6 +97,7 @@ rule evaluate_models:
     params:
         model=get_model_config,
         evaluation=config["evaluation"],
+        variants=VARIANTS,
         seed=config["seed"],
         device=config["device"],
     script:

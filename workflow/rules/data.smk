@@ -43,6 +43,7 @@ rule prepare_data:
         runtime=60,
     params:
         dataset=get_dataset_config,
+        paths=get_dataset_paths,
         vocabulary=config["vocabulary"],
         seed=config["seed"],
         batch_size=get_largest_batch(),

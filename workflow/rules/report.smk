@@ -44,6 +44,7 @@ rule make_tables:
 rule validate_recovery:
     input:
         runs=get_validation_runs,
+        interactions=get_validation_interactions,
         planted=f"{WORLD}/planted.parquet",
     output:
         csv="results/{dataset}/tables/validation.csv",
@@ -70,5 +71,6 @@ rule validate_recovery:
     params:
         min_abs_weight=config["validation"]["min_abs_weight"],
         labels=get_validation_labels,
+        interaction=config["synthetic"]["interaction"],
     script:
         "../scripts/validate_recovery.py"

@@ -1,4 +1,33 @@
-# Training: phase one (factorised) and phase two (reformulated), METHOD.md 1-2.
+# Training: baseline (plain head), phase one (factorised) and phase two
+# (reformulated), METHOD.md 1-2.
+
+
+rule train_baseline:
+    input:
+        train="results/{dataset}/data/train.parquet",
+        val="results/{dataset}/data/val.parquet",
+    output:
+        model="results/{dataset}/{model}/baseline/model.pt",
+        history="results/{dataset}/{model}/baseline/history.parquet",
+    log:
+        "results/logs/{dataset}/{model}/train_baseline.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/train_baseline.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        train=config["train"]["baseline"],
+        seed=config["seed"],
+        device=config["device"],
+        head="plain",
+    script:
+        "../scripts/train_saliency.py"
 
 
 rule train_phase1:
@@ -24,8 +53,9 @@ rule train_phase1:
         train=config["train"]["phase1"],
         seed=config["seed"],
         device=config["device"],
+        head="factorised",
     script:
-        "../scripts/train_phase1.py"
+        "../scripts/train_saliency.py"
 
 
 rule train_phase2:

@@ -2,7 +2,7 @@ from saldissect import pipeline
 
 pipeline.setup(snakemake.threads, snakemake.log[0])
 pipeline.run_evaluation(
-    {"phase1": snakemake.input.phase1, "phase2": snakemake.input.phase2},
+    {variant: snakemake.input[variant] for variant in snakemake.params.variants},
     snakemake.input.val,
     snakemake.params.model,
     snakemake.params.evaluation,

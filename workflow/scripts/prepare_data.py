@@ -4,7 +4,7 @@ pipeline.setup(snakemake.threads, snakemake.log[0])
 pipeline.prepare_data(
     snakemake.params.dataset,
     snakemake.params.vocabulary,
-    paths=dict(snakemake.input.items()),
+    paths=snakemake.params.paths,
     out=dict(snakemake.output.items()),
     seed=snakemake.params.seed,
     batch_size=snakemake.params.batch_size,

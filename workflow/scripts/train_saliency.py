@@ -12,4 +12,5 @@ pipeline.run_phase1(
     seed=snakemake.params.seed,
     threads=snakemake.threads,
     device=snakemake.params.device,
+    head=snakemake.params.head,
 )

@@ -7,4 +7,6 @@ pipeline.run_validation(
     snakemake.input.planted,
     dict(snakemake.output.items()),
     min_abs_weight=snakemake.params.min_abs_weight,
+    interactions=list(snakemake.input.interactions),
+    interaction=snakemake.params.interaction,
 )

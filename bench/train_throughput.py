@@ -1,0 +1,96 @@
+"""Training throughput with real data loading: images/s and the loader's share of the time.
+
+Draws a synthetic world in the SALICON layout at a given image size in a
+scratch folder, then runs phase-one epochs of a model read from a config file
+(default: config/salicon.yaml's DINet) with the DataLoader workers the
+workflow would use for ``--threads``, images decoded from disk every epoch
+(no cache). Prints images/s and loader wait as a share of the epoch (target
+< 10%).
+
+    .venv/bin/python bench/train_throughput.py [--model dinet] [--threads 8] [--bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from saldissect import synthetic
+from saldissect.train import Trainer, _loaders, build_model, pick_device
+from saldissect.validation import read_salicon_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "config/salicon.yaml")
+    parser.add_argument("--model", default="dinet")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model_cfg = yaml.safe_load(args.config.read_text())["models"][args.model]
+    model_cfg = {**model_cfg, "weights": "none"}
+    height, width = model_cfg["input_size"]
+    world = yaml.safe_load((ROOT / "config/config.yaml").read_text())["synthetic"]
+    world = {
+        **world,
+        "n_train": args.images,
+        "n_val": args.batch_size,
+        "n_probe": 1,
+        "height": height,
+        "width": width,
+    }
+    device = pick_device(args.device)
+    cfg = {
+        "batch_size": args.batch_size,
+        "seed": 0,
+        "cache_images": 0,
+        "lr": 1e-4,
+        "weight_decay": 1e-7,
+        "schedule": "step",
+        "lr_decay_every": 2,
+        "lr_decay": 0.1,
+        "epochs": args.epochs,
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        synthetic.write_world(scratch, world, progress=False)
+        train = read_salicon_split(Path(scratch) / "salicon", "train")
+        val = read_salicon_split(Path(scratch) / "salicon", "val")
+        train_loader, _ = _loaders(train, val, (height, width), cfg, args.threads, hflip=True)
+        model = build_model(model_cfg, "factorised").to(device)
+        trainer = Trainer(model, model.parameters(), cfg, Path(scratch), device, len(train_loader))
+
+        def forward(batch):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                out = model(batch["image"].to(device, non_blocking=True))
+            return out["saliency"].float(), out["prob"]
+
+        print(
+            f"{args.model} at {height}x{width}, batch {args.batch_size}, "
+            f"{train_loader.num_workers} loader workers, bf16 {args.bf16}, on {device}"
+        )
+        for epoch in range(args.epochs):
+            start = time.perf_counter()
+            trainer.run_epoch(train_loader, forward, True, f"epoch {epoch}")
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            print(
+                f"epoch {epoch}: {len(train) / seconds:7.1f} images/s, "
+                f"loader wait {100 * trainer.loader_wait:4.1f}% of the epoch"
+            )
+
+
+if __name__ == "__main__":
+    main()

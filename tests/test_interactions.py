@@ -1,0 +1,264 @@
+"""Interactions (METHOD.md 6): attention, chunked statistics, I and S, the planted pair."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from saldissect import interactions as inter
+from saldissect import synthetic
+from saldissect.dissection import coverage_masks
+from saldissect.train import saliency_loss
+
+
+def random_head(n=6, dim=8, seed=0):
+    torch.manual_seed(seed)
+    return inter.InteractionHead(n, dim=dim)
+
+
+# ------------------------------------------------------------------- attention
+def test_attention_rows_sum_to_one():
+    head = random_head()
+    prob = torch.rand(3, 6, 4, 5)
+    a = inter.attention(head, prob)
+    assert a.shape == (3, 20, 20)
+    assert (a >= 0).all()
+    assert torch.allclose(a.sum(-1), torch.ones(3, 20), atol=1e-6)
+
+
+def test_fused_attention_equals_the_explicit_product():
+    head = random_head()
+    prob = torch.rand(2, 6, 3, 4)
+    explicit = inter.attention(head, prob) @ prob.flatten(2).transpose(1, 2)  # A P^T
+    fused = head.attend(prob)
+    assert torch.allclose(fused, explicit.transpose(1, 2).reshape(prob.shape), atol=1e-6)
+    assert head(prob, (6, 8)).shape == (2, 1, 6, 8)
+
+
+def test_only_queries_keys_and_readout_exist():
+    head = random_head()
+    assert {name.split(".")[0] for name, _ in head.named_parameters()} == {
+        "query",
+        "key",
+        "readout",
+    }
+    assert head.readout.bias is None and head.readout.kernel_size == (1, 1)
+
+
+@pytest.mark.parametrize("budget", [1e-5, 0.002, 256.0])  # 1 row, a few rows, all rows
+def test_blocked_statistics_match_the_whole_attention(budget):
+    head = random_head()
+    prob, tau, s = torch.rand(3, 6, 4, 5), torch.full((6,), 0.6), torch.rand(3, 4, 5)
+    spread, flows = inter.attention_statistics(head, prob, tau, s, attention_mb=budget)
+    a = inter.attention(head, prob)
+    binary = (prob > 0.6).flatten(2).transpose(1, 2).float()
+    assert torch.allclose(spread.flatten(1), torch.einsum("bi,bij->bj", s.flatten(1), a), atol=1e-5)
+    assert torch.allclose(flows, binary.transpose(1, 2) @ a @ binary, atol=1e-5)
+    # mass is conserved: what the salient cells send is what the map holds
+    assert torch.allclose(spread.sum((1, 2)), s.sum((1, 2)), atol=1e-4)
+
+
+def test_chunk_rows_fit_the_budget():
+    rows = inter.chunk_rows(batch=8, cells=4800, attention_mb=256)
+    assert rows * 8 * 4800 * 4 <= 256 * 2**20 < (rows + 1) * 8 * 4800 * 4
+    assert inter.chunk_rows(64, 4800, 1) == 1 and inter.chunk_rows(1, 10, 1000) == 10
+
+
+# ------------------------------------------------------- known-answer matrices
+def cyclic_head(strength=30.0):
+    """Cells of basis n attend (almost) only to cells of basis n + 1 mod 3."""
+    head = inter.InteractionHead(3, dim=3)
+    with torch.no_grad():
+        head.query.weight.copy_(strength**0.5 * torch.eye(3))
+        head.key.weight.copy_(strength**0.5 * torch.eye(3)[[1, 2, 0]])  # k_j[n] = P_j[n + 1]
+        head.query.bias.zero_()
+        head.key.bias.zero_()
+    return head
+
+
+def one_hot_maps(layout):
+    """1 x N x 1 x len(layout) maps, 0.9 on each cell's basis and 0.05 elsewhere."""
+    prob = torch.full((1, 3, 1, len(layout)), 0.05)
+    for cell, basis in enumerate(layout):
+        prob[0, basis, 0, cell] = 0.9
+    return prob
+
+
+def test_basis_interactions_on_a_hand_made_case():
+    head = cyclic_head()
+    tau = torch.full((3,), 0.5)
+    images = [one_hot_maps([0, 0, 1, 2]), one_hot_maps([0, 1, 1, 2, 2, 2])]
+    flows = []
+    for prob in images:
+        _, f = inter.attention_statistics(head, prob, tau, torch.ones(1, 1, prob.shape[-1]))
+        flows.append(f[0])
+    # image 1: the two basis-0 cells send all their mass to the single basis-1 cell, ...
+    assert torch.allclose(flows[0], torch.tensor([[0, 2.0, 0], [0, 0, 1], [1, 0, 0]]), atol=1e-3)
+    result = inter.basis_interactions(torch.stack(flows))
+    # after per-image row normalisation, summing and scaling by row max: the cycle
+    assert torch.allclose(result, torch.tensor([[0, 1.0, 0], [0, 0, 1], [1, 0, 0]]), atol=1e-3)
+
+
+def test_row_normalisation_keeps_absent_bases_at_zero():
+    flows = torch.tensor([[[2.0, 2.0], [0.0, 0.0]], [[1.0, 3.0], [0.0, 4.0]]])
+    assert torch.equal(inter.normalise_rows(flows)[0, 1], torch.zeros(2))
+    # row 0: (0.5 + 0.25, 0.5 + 0.75) / 1.25; row 1 only from image 2
+    expected = torch.tensor([[0.6, 1.0], [0.0, 1.0]])
+    assert torch.allclose(inter.basis_interactions(flows), expected)
+
+
+def test_semantic_interactions_on_a_hand_made_case():
+    interactions = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    beta = pd.DataFrame(
+        {
+            "basis": [0, 1, 1, 2],
+            "concept": ["giraffe", "face", "red", "sky"],
+            "beta": [1.0, 0.5, 0.5, 1.0],
+        }
+    )
+    table = inter.semantic_interactions(interactions, beta, ["face", "giraffe", "red", "sky", "x"])
+    s = table.pivot(index="source", columns="target", values="weight")
+    assert s.loc["giraffe", "face"] == pytest.approx(0.5)  # basis 0 -> 1, half face
+    assert s.loc["giraffe", "red"] == pytest.approx(0.5)
+    assert s.loc["face", "sky"] == pytest.approx(0.5) and s.loc["sky", "giraffe"] == 1.0
+    assert s.loc["x"].abs().sum() == 0 and s["x"].abs().sum() == 0  # credited by no basis
+    assert len(table) == 25 and list(table.columns) == ["source", "target", "weight"]
+
+
+def test_semantic_interactions_match_the_double_sum():
+    rng = np.random.default_rng(0)
+    n, concepts = 7, ["a", "b", "c", "d"]
+    interactions = rng.random((n, n))
+    beta = pd.DataFrame(
+        [(b, c, rng.random()) for b in range(n) for c in concepts if rng.random() < 0.6],
+        columns=["basis", "concept", "beta"],
+    )
+    fast = inter.semantic_interactions(interactions, beta, concepts).set_index(
+        ["source", "target"]
+    )["weight"]
+    weight = {(r.basis, r.concept): r.beta for r in beta.itertuples()}
+    for c1 in concepts:
+        for c2 in concepts:
+            slow = sum(
+                interactions[i, j] * weight.get((i, c1), 0.0) * weight.get((j, c2), 0.0)
+                for i in range(n)
+                for j in range(n)
+            )
+            assert fast[(c1, c2)] == pytest.approx(slow)
+
+
+def test_pair_rank_and_heatmap_concepts():
+    table = pd.DataFrame(
+        {
+            "source": ["a", "a", "a", "b"],
+            "target": ["a", "b", "c", "a"],
+            "weight": [3.0, 1.0, 2.0, 1.0],
+        }
+    )
+    assert inter.pair_rank(table, "a", "c") == (2.0, 3)
+    assert inter.pair_rank(table, "a", "b") == (3.0, 3)
+    assert np.isnan(inter.pair_rank(table, "z", "a")[0])
+    zeros = table.assign(weight=0.0)  # a source no basis credits: the pair ranks last
+    assert inter.pair_rank(zeros, "a", "a") == (3.0, 3)
+    contributions = pd.DataFrame(
+        {"concept": ["p1", "p2", "n1", "n2", "z"], "rank": [1, 2, -1, -2, 0]}
+    )
+    assert inter.heatmap_concepts(contributions, 20) == ["p1", "p2", "n1", "n2"]
+    assert inter.heatmap_concepts(contributions, 1) == ["p1", "n1"]
+
+
+# ------------------------------------------------------------ planted interaction
+WORLD = {
+    "height": 48,
+    "width": 64,
+    "objects_per_image": [2, 4],
+    "object_size": [0.3, 0.45],
+    "max_overlap": 0.2,
+    "gain": 2.0,
+    "center_bias_sigma": 0.3,
+    "center_bias_strength": 0.5,
+}
+WEIGHTS = {"face": 1.0, "giraffe": 0.0, "zebra": 0.0, "ball": -0.5, "sky": -0.3, "field": 0.3}
+PAIR = {"source": "giraffe", "target": "face", "weight": 1.5, "radius": 0.5}
+
+
+def test_plant_interaction_touches_only_near_sources():
+    value = np.zeros((20, 40), np.float32)
+    owner = np.full((20, 40), -1, np.int32)
+    boxes = [(0, 0, 10, 10), (8, 0, 10, 10), (30, 10, 10, 10), (28, 0, 4, 4)]
+    for index, (x, y, w, h) in enumerate(boxes):
+        owner[y : y + h, x : x + w] = index
+    names = ["giraffe", "face", "giraffe", "zebra"]
+    pair = {"source": "giraffe", "target": "face", "weight": 2.0, "radius": 0.3}
+    synthetic.plant_interaction(value, owner, boxes, names, pair)
+    assert (value[owner == 0] == 2.0).all()  # face centre 8 px away, within 0.3 x 44.7
+    assert (value[owner == 2] == 0).all()  # 25 px away: too far
+    assert (value[(owner == 1) | (owner == 3) | (owner == -1)] == 0).all()
+
+
+def test_a_world_without_interaction_is_unchanged():
+    for i in range(5):
+        plain = synthetic.draw_scene(synthetic._rng(0, "train", i), WEIGHTS, WORLD)
+        none = synthetic.draw_scene(
+            synthetic._rng(0, "train", i), WEIGHTS, {**WORLD, "interaction": {"source": ""}}
+        )
+        planted = synthetic.draw_scene(
+            synthetic._rng(0, "train", i), WEIGHTS, {**WORLD, "interaction": PAIR}
+        )
+        assert np.array_equal(plain.value, none.value)
+        assert np.array_equal(plain.image, planted.image)
+        assert set(np.unique(planted.value - plain.value)) <= {0.0, 1.5}
+
+
+def test_interaction_names_planted_objects():
+    with pytest.raises(ValueError, match="synthetic.interaction.target: 'clock'"):
+        synthetic.validate_interaction({"source": "giraffe", "target": "clock"}, WEIGHTS)
+    synthetic.validate_interaction({"source": ""}, WEIGHTS)
+
+
+def concept_world(n_images, grid=(6, 8), seed=0):
+    """P from the scenes' own concept boxes (one basis per concept) and the planted
+    density on the grid: phase one made perfect, so the test is about attention."""
+    concepts = sorted(WEIGHTS)
+    cfg = {**WORLD, "interaction": PAIR}
+    probs, maps = [], []
+    for i in range(n_images):
+        scene = synthetic.draw_scene(synthetic._rng(seed, "train", i), WEIGHTS, cfg)
+        boxes = [[] for _ in concepts]
+        for obj in scene.objects:
+            boxes[concepts.index(obj["name"])].append(obj["box"])
+        present = [k for k, b in enumerate(boxes) if b]
+        masks = coverage_masks([boxes[k] for k in present], scene.value.shape, grid, 0.5)
+        prob = torch.full((len(concepts), *grid), 0.02)
+        prob[present] = torch.where(masks, 0.95, 0.02)
+        density = torch.as_tensor(synthetic.fixation_density(scene.value, cfg))[None, None]
+        maps.append(torch.nn.functional.adaptive_avg_pool2d(density, grid)[0])
+        probs.append(prob)
+    return concepts, torch.stack(probs), torch.stack(maps)
+
+
+def test_attention_finds_the_planted_pair():
+    """World -> attention training -> I -> S -> rank, with phase one made perfect.
+
+    A regression check with a pinned seed, not a statistical claim: on this tiny
+    world the attention lands on the planted pair in about a third of the seeds
+    (in the default workflow, 3 of 4 seeds rank it in the top 3; see README).
+    """
+    concepts, prob, maps = concept_world(300)
+    torch.manual_seed(0)
+    head = inter.InteractionHead(len(concepts), dim=16)
+    optimiser = torch.optim.Adam(head.parameters(), lr=5e-2)
+    size = tuple(prob.shape[-2:])
+    fixations = (maps > maps.flatten(1).quantile(0.9, dim=1).view(-1, 1, 1, 1)).float()
+    for _ in range(40):
+        for start in range(0, len(prob), 100):
+            batch = slice(start, start + 100)
+            loss, _ = saliency_loss(head(prob[batch], size), maps[batch], fixations[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    _, flows = inter.attention_statistics(head, prob, torch.full((len(concepts),), 0.5), maps[:, 0])
+    beta = pd.DataFrame({"basis": range(len(concepts)), "concept": concepts, "beta": 1.0})
+    semantic = inter.semantic_interactions(inter.basis_interactions(flows), beta)
+    rank, _ = inter.pair_rank(semantic, "giraffe", "face")
+    assert rank <= 3, semantic[semantic["source"] == "giraffe"]

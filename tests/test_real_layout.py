@@ -1,0 +1,154 @@
+"""A tiny dataset in the real SALICON and Visual Genome layouts through the whole rule graph.
+
+The files are written in the release formats (jpg images, png maps, `.mat`
+fixations with a `gaze` struct, Visual Genome JSON) and read back only through
+the workflow's readers, for all three architectures.
+"""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from saldissect import synthetic
+from saldissect.io import SCHEMAS
+
+WORLD = {
+    "seed": 3,
+    "n_train": 16,
+    "n_val": 8,
+    "n_probe": 12,
+    "height": 64,
+    "width": 80,
+    "objects_per_image": [1, 3],
+    "object_size": [0.3, 0.45],
+    "max_overlap": 0.2,
+    "gain": 2.0,
+    "center_bias_sigma": 0.3,
+    "center_bias_strength": 0.5,
+    "observers": 3,
+    "fixations_per_observer": 5,
+    "blur_sigma": 0.03,
+    "weights": {"face": 1.0, "bus": 0.5, "sky": -1.0, "field": 0.2, "red": 0.3},
+}
+TRUNK = {"block": "basic", "layers": [1, 1, 1, 1], "widths": [8, 8, 16, 16], "stem_width": 8}
+MODELS = {
+    "dinet": {
+        "arch": "dinet",
+        "input_size": [64, 80],
+        "n_bases": 8,
+        "backbone": TRUNK,
+        "encoder_channels": 8,
+        "encoder_dilations": [1, 2, 4],
+    },
+    "salicon": {
+        "arch": "salicon",
+        "input_size": [64, 80],
+        "n_bases": 8,
+        "backbone": TRUNK,
+        "scale_channels": 8,
+    },
+    "transalnet": {
+        "arch": "transalnet",
+        "input_size": [64, 80],
+        "n_bases": 8,
+        "backbone": TRUNK,
+        "transformer_dims": [8, 16, 16],
+        "transformer_heads": [2, 2, 2],
+        "transformer_layers": 1,
+        "decoder_channels": 8,
+    },
+}
+SHORT = {"epochs": 1, "batch_size": 8, "lr": 1.0e-3, "schedule": "onecycle"}
+
+
+@pytest.fixture
+def real_layout(tmp_path):
+    """SALICON and Visual Genome folders in their release layouts."""
+    synthetic.write_world(tmp_path / "data", WORLD, progress=False)
+    return tmp_path / "data"
+
+
+def snakemake(cwd, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
+def dataset(root):
+    return {
+        "salicon": {
+            "source": "salicon",
+            "salicon": str(root / "salicon"),
+            "probe": str(root / "visual_genome"),
+            "scene_graphs": "visual_genome",
+        }
+    }
+
+
+def test_salicon_preset_plans_every_stage_for_all_three_models(workflow_dir, real_layout):
+    (workflow_dir / "paths.yaml").write_text(yaml.safe_dump({"datasets": dataset(real_layout)}))
+    plan = snakemake(workflow_dir, "-n", "--configfile", "config/salicon.yaml", "paths.yaml")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    jobs = {
+        line.split()[0]: int(line.split()[1])
+        for line in plan.stdout.split("Job stats:")[1].splitlines()[3:]
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
+    for rule in (
+        "train_baseline",
+        "train_phase1",
+        "train_phase2",
+        "compute_thresholds",
+        "dissect_bases",
+        "score_contributions",
+        "evaluate_models",
+    ):
+        assert jobs[rule] == 3, (rule, jobs)  # dinet, salicon, transalnet
+    assert jobs["prepare_data"] == 1 and "generate_world" not in jobs  # no synthetic data
+    for model in ("dinet", "salicon", "transalnet"):
+        assert f"results/salicon/{model}/baseline/model.pt" in plan.stdout
+
+
+@pytest.mark.slow
+def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_layout):
+    config = {
+        "threads": 1,
+        "device": "cpu",
+        "datasets": dataset(real_layout),
+        "models": MODELS,
+        "train": {"baseline": SHORT, "phase1": SHORT, "phase2": SHORT},
+        "thresholds": {"batch_size": 8},
+        "dissection": {"batch_size": 8},
+        "evaluation": {"variants": ["baseline", "phase1", "phase2"], "batch_size": 8},
+    }
+    (workflow_dir / "real.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(workflow_dir, "--configfile", "real.yaml")
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = workflow_dir / "results/salicon"
+    train = pd.read_parquet(results / "data/train.parquet")
+    assert len(train) == 16 and train["fixation_path"].str.endswith(".mat").all()
+    concepts = pd.read_parquet(results / "data/concepts.parquet")
+    assert {"face", "bus", "sky"} <= set(concepts["concept"])
+    for model, grid in (("dinet", 80), ("salicon", 80), ("transalnet", 32 * 40)):
+        for variant in ("baseline", "phase1", "phase2"):
+            history = pd.read_parquet(results / model / variant / "history.parquet")
+            assert tuple(history.columns) == SCHEMAS["history"]
+        alignment = pd.read_parquet(results / model / "alignment.parquet")
+        assert alignment["basis"].nunique() == 8
+        assert (alignment["union"] <= grid * alignment["n_images"]).all()  # the model's grid
+        contributions = pd.read_parquet(results / model / "contributions.parquet")
+        assert tuple(contributions.columns) == SCHEMAS["contributions"]
+    table = pd.read_csv(results / "tables/metrics.csv")
+    assert set(zip(table["model"], table["variant"], strict=True)) == {
+        (m, v) for m in MODELS for v in ("baseline", "phase1", "phase2")
+    }
+    assert {"cc", "sim", "kld", "nss", "auc_judd", "sauc"} <= set(table.columns)
+    assert (table["n_images"] == 8).all()
+    assert (results / "figures/top_semantics_transalnet.png").exists()
+    assert not (workflow_dir / "results/world").exists()  # nothing synthetic was drawn

@@ -1,0 +1,89 @@
+# Interactions: self-attention over grid cells during reformulation (METHOD.md 6).
+
+
+rule train_interaction:
+    input:
+        train="results/{dataset}/data/train.parquet",
+        val="results/{dataset}/data/val.parquet",
+        phase1="results/{dataset}/{model}/phase1/model.pt",
+    output:
+        model="results/{dataset}/{model}/interaction/model.pt",
+        history="results/{dataset}/{model}/interaction/history.parquet",
+    log:
+        "results/logs/{dataset}/{model}/train_interaction.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/train_interaction.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=16000,
+        runtime=12 * 60,
+        gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        train=config["train"]["interaction"],
+        dim=config["interaction"]["dim"],
+        seed=config["seed"],
+        device=config["device"],
+    script:
+        "../scripts/train_interaction.py"
+
+
+rule analyse_interactions:
+    input:
+        phase1="results/{dataset}/{model}/phase1/model.pt",
+        interaction="results/{dataset}/{model}/interaction/model.pt",
+        thresholds="results/{dataset}/{model}/thresholds.parquet",
+        alignment="results/{dataset}/{model}/alignment.parquet",
+        val="results/{dataset}/data/val.parquet",
+    output:
+        alignment="results/{dataset}/{model}/interaction_alignment.parquet",
+        basis="results/{dataset}/{model}/basis_interactions.parquet",
+        semantic="results/{dataset}/{model}/semantic_interactions.parquet",
+    log:
+        "results/logs/{dataset}/{model}/analyse_interactions.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/analyse_interactions.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=6 * 60,
+        gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        interaction=config["interaction"],
+        contributions=config["contributions"],
+        evaluation=config["evaluation"],
+        device=config["device"],
+    script:
+        "../scripts/analyse_interactions.py"
+
+
+rule plot_interactions:
+    input:
+        semantic="results/{dataset}/{model}/semantic_interactions.parquet",
+        contributions="results/{dataset}/{model}/contributions.parquet",
+    output:
+        png=report(
+            "results/{dataset}/figures/semantic_interactions_{model}.png",
+            caption="../report/semantic_interactions.rst",
+            category="Interactions",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/{model}/plot_interactions.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/plot_interactions.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        top=config["interaction"]["top_concepts"],
+    script:
+        "../scripts/plot_interactions.py"

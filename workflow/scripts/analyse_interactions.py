@@ -1,0 +1,16 @@
+from saldissect import pipeline
+
+pipeline.setup(snakemake.threads, snakemake.log[0])
+pipeline.run_interaction_analysis(
+    snakemake.input.phase1,
+    snakemake.input.interaction,
+    snakemake.input.thresholds,
+    snakemake.input.alignment,
+    snakemake.input.val,
+    snakemake.params.model,
+    snakemake.params.interaction,
+    snakemake.params.contributions,
+    snakemake.params.evaluation,
+    dict(snakemake.output.items()),
+    device=snakemake.params.device,
+)

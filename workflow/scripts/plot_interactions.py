@@ -1,0 +1,10 @@
+from saldissect import pipeline
+
+pipeline.setup(snakemake.threads, snakemake.log[0])
+pipeline.run_interaction_figure(
+    snakemake.input.semantic,
+    snakemake.input.contributions,
+    snakemake.output.png,
+    top=snakemake.params.top,
+    title=f"Semantic interactions: {snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
+)

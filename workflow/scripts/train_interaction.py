@@ -1,0 +1,17 @@
+from pathlib import Path
+
+from saldissect import pipeline
+
+pipeline.setup(snakemake.threads, snakemake.log[0])
+pipeline.run_interaction_training(
+    snakemake.input.train,
+    snakemake.input.val,
+    snakemake.params.model,
+    snakemake.params.train,
+    snakemake.input.phase1,
+    Path(snakemake.output.model).parent,
+    dim=snakemake.params.dim,
+    seed=snakemake.params.seed,
+    threads=snakemake.threads,
+    device=snakemake.params.device,
+)
