@@ -54,9 +54,8 @@ from saldissect.models import SaliencyModel
 from saldissect.train import (
     Trainer,
     build_model,
-    collate_cached,
+    cached_loaders,
     finish_training,
-    frozen_inputs,
     pick_device,
     seed_everything,
 )
@@ -267,27 +266,7 @@ def train_interaction(
     frozen = load_frozen(model_cfg, phase1_checkpoint, dev)
     head = InteractionHead(frozen.n_bases, dim=dim).to(dev)
     size = tuple(model_cfg["input_size"])
-    cached = [
-        frozen_inputs(
-            frozen,
-            DataLoader(
-                SaliencyDataset(table, size),
-                batch_size=cfg["batch_size"],
-                num_workers=max(0, threads - 1),
-            ),
-            dev,
-        )
-        for table in (train, val)
-    ]
-    generator = torch.Generator().manual_seed(cfg["seed"])
-    train_loader = DataLoader(
-        cached[0],
-        batch_size=cfg["batch_size"],
-        shuffle=True,
-        generator=generator,
-        collate_fn=collate_cached,
-    )
-    val_loader = DataLoader(cached[1], batch_size=cfg["batch_size"], collate_fn=collate_cached)
+    train_loader, val_loader = cached_loaders(frozen, train, val, size, cfg, threads, dev)
     trainer = Trainer(head, head.parameters(), cfg, out_dir, dev, len(train_loader))
 
     def forward(batch):

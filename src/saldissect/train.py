@@ -307,6 +307,45 @@ def collate_cached(samples) -> dict[str, Tensor]:
     return {"prob": prob, "map": maps, "fixations": fixations}
 
 
+def cached_loaders(
+    model: SaliencyModel,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    size: tuple[int, int],
+    cfg: dict,
+    threads: int,
+    device: torch.device,
+) -> tuple[DataLoader, DataLoader]:
+    """Loaders over the frozen model's P, maps and fixations, each split decoded once.
+
+    Used by every stage that trains on a frozen phase one (phase two,
+    interactions): P is deterministic without augmentation, so it is cached.
+    """
+    cached = [
+        frozen_inputs(
+            model,
+            DataLoader(
+                SaliencyDataset(table, size),
+                batch_size=cfg["batch_size"],
+                num_workers=max(0, threads - 1),
+                worker_init_fn=single_threaded_worker,
+            ),
+            device,
+        )
+        for table in (train, val)
+    ]
+    generator = torch.Generator().manual_seed(cfg["seed"])
+    train_loader = DataLoader(
+        cached[0],
+        batch_size=cfg["batch_size"],
+        shuffle=True,
+        generator=generator,
+        collate_fn=collate_cached,
+    )
+    val_loader = DataLoader(cached[1], batch_size=cfg["batch_size"], collate_fn=collate_cached)
+    return train_loader, val_loader
+
+
 def train_phase2(
     train: pd.DataFrame,
     val: pd.DataFrame,
@@ -334,27 +373,7 @@ def train_phase2(
     params = model.freeze_for_phase2(offset=cfg.get("offset", False))
 
     size = tuple(model_cfg["input_size"])
-    cached = [
-        frozen_inputs(
-            model,
-            DataLoader(
-                SaliencyDataset(table, size),
-                batch_size=cfg["batch_size"],
-                num_workers=max(0, threads - 1),
-            ),
-            dev,
-        )
-        for table in (train, val)
-    ]
-    generator = torch.Generator().manual_seed(cfg["seed"])
-    train_loader = DataLoader(
-        cached[0],
-        batch_size=cfg["batch_size"],
-        shuffle=True,
-        generator=generator,
-        collate_fn=collate_cached,
-    )
-    val_loader = DataLoader(cached[1], batch_size=cfg["batch_size"], collate_fn=collate_cached)
+    train_loader, val_loader = cached_loaders(model, train, val, size, cfg, threads, dev)
     trainer = Trainer(model, params, cfg, out_dir, dev, len(train_loader))
 
     def forward(batch):
