@@ -53,9 +53,9 @@ from saldissect.io import load_checkpoint
 from saldissect.models import SaliencyModel
 from saldissect.train import (
     Trainer,
-    build_model,
     cached_loaders,
     finish_training,
+    load_model,
     pick_device,
     seed_everything,
 )
@@ -233,11 +233,10 @@ def pair_rank(semantic: pd.DataFrame, source: str, target: str) -> tuple[float, 
 # --------------------------------------------------------------------- training
 def load_frozen(model_cfg: dict, checkpoint: str | Path, device: torch.device) -> SaliencyModel:
     """Phase one with every parameter frozen (its P feeds the interaction head)."""
-    model = build_model(model_cfg, "factorised")
-    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    model = load_model(checkpoint, model_cfg, "factorised", device)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    return model.to(device).eval()
+    return model
 
 
 def train_interaction(

@@ -23,12 +23,11 @@ from saldissect.io import (
     SCHEMAS,
     CheckpointError,
     check_schema,
-    load_checkpoint,
     read_parquet,
     write_parquet,
     write_table,
 )
-from saldissect.train import build_model, pick_device, train_phase2, train_saliency
+from saldissect.train import load_model, pick_device, train_phase2, train_saliency
 from saldissect.validation import InputError, index_salicon_split, index_visual_genome
 
 log = logging.getLogger(__name__)
@@ -197,12 +196,6 @@ def run_phase2(
         weights["weight"].mean(),
     )
     write_parquet(weights, basis_weights, "basis_weights")
-
-
-def load_model(checkpoint: str, model_cfg: dict, head: str, device: torch.device):
-    model = build_model(model_cfg, head)
-    model.load_state_dict(load_checkpoint(checkpoint)["model"])
-    return model.to(device).eval()
 
 
 # -------------------------------------------------------------------- analysis

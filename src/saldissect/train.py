@@ -89,6 +89,15 @@ def build_model(model_cfg: dict, head: str) -> SaliencyModel:
     return get_model(model_cfg["arch"], head=head, **options)
 
 
+def load_model(
+    checkpoint: str | Path, model_cfg: dict, head: str, device: torch.device
+) -> SaliencyModel:
+    """A trained model from its checkpoint (loaded with weights_only), in eval mode."""
+    model = build_model(model_cfg, head)
+    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    return model.to(device).eval()
+
+
 def _scheduler(optimizer, cfg: dict, steps_per_epoch: int):
     if cfg["schedule"] == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
