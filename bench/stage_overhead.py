@@ -61,7 +61,16 @@ def main() -> None:
             )
             tau = torch.as_tensor(table["threshold"].to_numpy(), dtype=torch.float32)
             dissect(
-                model, probe, concepts, tau, size, min_cover=0.5, batch_size=batch, device=device
+                model,
+                probe,
+                concepts,
+                tau,
+                size,
+                min_cover=0.5,
+                batch_size=batch,
+                device=device,
+                bootstrap=config["contributions"]["bootstrap"],
+                keep_top=config["contributions"]["top_k"],
             )
 
         def forward():

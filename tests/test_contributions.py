@@ -61,3 +61,57 @@ def test_recovery_counts_missing_concepts_as_zero_and_wrong_sign():
     assert result["n_signed"] == 2
     assert result["sign_agreement"] == 0.5  # b was never credited
     assert result["spearman"] == pytest.approx(1.0)  # ranks agree: b (0) < c (0.5) < a (2)
+
+
+def test_bootstrap_intervals_on_a_hand_made_case():
+    import numpy as np
+
+    from saldissect.contributions import with_intervals
+
+    # One basis (w = +2) and one (w = -1). Replicate 0: basis 0 is face 0.6 and
+    # sky 0.2 (beta 0.75 / 0.25), basis 1 is sky: face 1.5, sky 0.5 - 1 = -0.5.
+    # Replicate 1: basis 0 is face 0.2, sky 0.2 (beta 0.5 each), basis 1 has no sky
+    # image: face 1.0, sky 1.0.
+    replicates = pd.DataFrame(
+        {
+            "replicate": [0, 0, 0, 1, 1],
+            "basis": [0, 0, 1, 0, 0],  # basis 1 drew no sky image in replicate 1
+            "concept": ["face", "sky", "sky", "face", "sky"],
+            "kind": "object",
+            "value": [0.6, 0.2, 0.5, 0.2, 0.2],
+        }
+    )
+    point = alignment([(0, "face", 0.4), (0, "sky", 0.2), (1, "sky", 0.5)])
+    weights = pd.DataFrame({"basis": [0, 1], "weight": [2.0, -1.0]})
+    categories = {"face": "social", "sky": "sky"}
+    table, cats = contributions(point, weights, categories, top_k=5)
+    table, cats = with_intervals(table, cats, replicates, weights, top_k=5, top_n=30)
+    by = table.set_index("concept")
+    face_low, face_high = np.quantile([1.5, 1.0], [0.025, 0.975])
+    sky_low, sky_high = np.quantile([-0.5, 1.0], [0.025, 0.975])
+    assert by.loc["face", ["contribution_low", "contribution_high"]].tolist() == pytest.approx(
+        [face_low, face_high]
+    )
+    assert by.loc["sky", ["contribution_low", "contribution_high"]].tolist() == pytest.approx(
+        [sky_low, sky_high]
+    )
+    # normalised on the point estimate's scale: face is the only positive, 4/3.
+    assert by.loc["face", "normalized_high"] == pytest.approx(face_high / (4 / 3))
+    # Categories: replicate 0 gives social +1, sky -1; replicate 1 social +1, sky +1.
+    cat = cats.set_index("category")
+    assert cat.loc["social", ["contribution_low", "contribution_high"]].tolist() == [1.0, 1.0]
+    assert cat.loc["sky", ["contribution_low", "contribution_high"]].tolist() == pytest.approx(
+        list(np.quantile([-1.0, 1.0], [0.025, 0.975]))
+    )
+
+
+def test_without_replicates_the_interval_columns_are_nan():
+    from saldissect.contributions import with_intervals
+    from saldissect.dissection import empty_bootstrap
+
+    point = alignment([(0, "face", 0.4)])
+    weights = pd.DataFrame({"basis": [0], "weight": [1.0]})
+    table, cats = contributions(point, weights, {"face": "social"})
+    table, cats = with_intervals(table, cats, empty_bootstrap(), weights, top_k=5, top_n=30)
+    assert table[["contribution_low", "normalized_high"]].isna().all().all()
+    assert cats["contribution_low"].isna().all()

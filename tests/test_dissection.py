@@ -79,3 +79,65 @@ def test_streaming_quantile_matches_exact_quantile():
     assert torch.allclose(threshold, exact, atol=1e-4)
     measured = (values > threshold[:, None].float()).float().mean(1).double()
     assert torch.allclose(active, measured, atol=0.01)
+
+
+# ------------------------------------------------------------------ bootstrap
+def _batches(seed=0, n_images=10, n_bases=3, n_concepts=4):
+    """Per-image IoUs, intersections and unions, zero where a concept is absent."""
+    g = torch.Generator().manual_seed(seed)
+    occurs = torch.rand(n_images, n_concepts, generator=g) > 0.4
+    inter = torch.randint(0, 5, (n_images, n_bases, n_concepts), generator=g).float()
+    union = inter + torch.randint(1, 5, (n_images, n_bases, n_concepts), generator=g).float()
+    mask = occurs[:, None, :]
+    return (inter / union) * mask, inter * mask, union * mask, occurs
+
+
+@pytest.mark.parametrize("score", ["mean_iou", "pooled_iou"])
+def test_poisson_bootstrap_replicates_are_weighted_sums_whatever_the_batches(score):
+    from saldissect.dissection import PoissonBootstrap
+
+    scores, inter, union, occurs = _batches()
+    results = []
+    for splits in ([10], [3, 3, 4]):
+        boot = PoissonBootstrap(7, 10, 3, 4, score=score, seed=5)
+        start = 0
+        for size in splits:
+            rows = torch.arange(start, start + size)
+            boot.update(rows, torch.arange(4), scores[rows], inter[rows], union[rows], occurs[rows])
+            start += size
+        results.append(boot.values())
+    torch.testing.assert_close(results[0], results[1])
+    # Replicate r is the score with image i counted W[r, i] times (the obvious loop).
+    w = boot.weights
+    assert w.shape == (7, 10) and torch.equal(w, w.round()) and (w >= 0).all()
+    for r in range(7):
+        for n in range(3):
+            for k in range(4):
+                if score == "mean_iou":
+                    num = sum(w[r, i] * scores[i, n, k] for i in range(10))
+                    den = sum(w[r, i] * occurs[i, k] for i in range(10))
+                else:
+                    num = sum(w[r, i] * inter[i, n, k] for i in range(10))
+                    den = sum(w[r, i] * union[i, n, k] for i in range(10))
+                expected = num / den if den > 0 else 0.0
+                assert results[0][r, n, k].item() == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_poisson_bootstrap_keeps_each_bases_top_concepts_per_replicate():
+    import pandas as pd
+
+    from saldissect.dissection import PoissonBootstrap
+
+    scores, inter, union, occurs = _batches(seed=1)
+    boot = PoissonBootstrap(4, 10, 3, 4, score="mean_iou", seed=0)
+    boot.update(torch.arange(10), torch.arange(4), scores, inter, union, occurs)
+    vocabulary = pd.DataFrame({"concept": list("abcd"), "kind": "object"})
+    table = boot.top_table(vocabulary, keep_top=2)
+    assert list(table.columns) == ["replicate", "basis", "concept", "kind", "value"]
+    values = boot.values()
+    for (r, n), rows in table.groupby(["replicate", "basis"]):
+        best = values[r, n].topk(2)
+        kept = [(list("abcd")[int(i)], float(v)) for v, i in zip(*best, strict=True) if v > 0]
+        assert list(rows["concept"]) == [c for c, _ in kept]
+        assert list(rows["value"]) == pytest.approx([v for _, v in kept])
+    assert (table["value"] > 0).all()

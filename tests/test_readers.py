@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 
@@ -232,3 +233,49 @@ def test_malformed_gqa_files_are_named(tmp_path):
     path.unlink()
     _, _, _, fatal = index_visual_genome(tmp_path, scene_graphs="gqa")
     assert "no *sceneGraphs.json" in fatal[0][1]
+
+
+def test_validation_concepts_link_coco_images_by_number_and_rescale_boxes(tmp_path):
+    from saldissect.validation import index_val_concepts
+
+    # VG image 7 is COCO 42 at half the size of the SALICON copy; VG image 8 is
+    # COCO 43, not a validation image; validation image 44 has no scene graph.
+    (tmp_path / "image_data.json").write_text(
+        json.dumps(
+            [
+                {"image_id": 7, "width": 320, "height": 240, "coco_id": 42},
+                {"image_id": 8, "width": 320, "height": 240, "coco_id": 43},
+                {"image_id": 9, "width": 320, "height": 240, "coco_id": None},
+            ]
+        )
+    )
+    box = {"object_id": 1, "x": 10, "y": 20, "w": 30, "h": 40}
+    (tmp_path / "attributes.json").write_text(
+        json.dumps(
+            [
+                {"image_id": i, "attributes": [{**box, "names": ["Faces"], "attributes": ["red"]}]}
+                for i in (7, 8, 9)
+            ]
+        )
+    )
+    val = pd.DataFrame(
+        {
+            "image_id": ["COCO_val2014_000000000042", "COCO_val2014_000000000044"],
+            "height": [480, 480],
+            "width": [640, 640],
+        }
+    )
+    concepts, problems = index_val_concepts(tmp_path, val)
+    assert problems == []
+    assert concepts.to_dict("records") == [
+        {
+            "image_id": "COCO_val2014_000000000042",
+            "concept": c,
+            "kind": k,
+            "x": 20.0,
+            "y": 40.0,
+            "w": 60.0,
+            "h": 80.0,
+        }
+        for c, k in (("face", "object"), ("red", "attribute"))
+    ]

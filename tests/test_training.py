@@ -60,7 +60,9 @@ from saldissect import pipeline
 from saldissect.train import train_saliency
 pipeline.setup(1, sys.argv[2])
 splits = [pd.read_parquet(sys.argv[1] + f'/{{s}}.parquet') for s in ('train', 'val')]
-train_saliency(*splits, {MODEL!r}, {TRAIN!r}, sys.argv[3], head='factorised', device='cpu')
+train_saliency(
+    *splits, {MODEL!r}, {TRAIN!r}, sys.argv[3], head='factorised', device='cpu', snapshots=[1, 4]
+)
 """
 
 
@@ -99,6 +101,21 @@ def test_killed_training_resumes_from_the_last_completed_epoch(splits, tmp_path)
     assert len(history) == 2 * TRAIN["epochs"]  # one train and one val row per epoch, no duplicates
     assert not (out / "resume.pt").exists()
     assert load_checkpoint(out / "model.pt")["meta"]["head"] == "factorised"
+    # The phase-one snapshots survive the kill: epoch 1 was written before it.
+    first, fourth = (load_checkpoint(out / f"epoch{e}.pt") for e in (1, 4))
+    assert (first["epoch"], fourth["epoch"]) == (0, 3)
+    assert any(not torch.equal(first["model"][k], fourth["model"][k]) for k in first["model"])
+    assert not list((out / ".snapshots").iterdir())
+
+
+def test_snapshots_must_come_before_the_last_epoch(splits, tmp_path):
+    from saldissect.train import train_saliency
+
+    tables = [pd.read_parquet(splits / f"{s}.parquet") for s in ("train", "val")]
+    with pytest.raises(ValueError, match="snapshot epochs \\[2\\] are not between 1 and 1"):
+        train_saliency(
+            *tables, MODEL, {**TRAIN, "epochs": 2}, tmp_path, head="factorised", snapshots=[2]
+        )
 
 
 class _Exploit:

@@ -92,7 +92,7 @@ def break_visual_genome(root):
 def run_prepare(root, tmp_path, on_bad_sample):
     out = {
         k: str(tmp_path / "out" / f"{k}.parquet")
-        for k in ("train", "val", "probe", "concepts", "rejects")
+        for k in ("train", "val", "probe", "concepts", "val_concepts", "rejects")
     }
     paths = {"salicon": str(root / "salicon"), "probe": str(root / "visual_genome")}
     pipeline.prepare_data({}, VOCABULARY, paths, out, batch_size=1, on_bad_sample=on_bad_sample)
@@ -141,7 +141,7 @@ def test_empty_split_and_too_few_images_stop_the_run_even_when_skipping(world, t
     synthetic.write_world(world, WORLD, progress=False)  # restore
     out = {
         k: str(tmp_path / "o" / f"{k}.parquet")
-        for k in ("train", "val", "probe", "concepts", "rejects")
+        for k in ("train", "val", "probe", "concepts", "val_concepts", "rejects")
     }
     paths = {"salicon": str(world / "salicon"), "probe": str(world / "visual_genome")}
     with pytest.raises(InputError, match="fewer than a batch of 16"):

@@ -5,6 +5,13 @@ sum 1 (bases whose top-k alignments sum to 0 are dropped). ``R(c) = sum_n
 w[n] beta(n, c)``. Positive and negative contributions are ranked separately,
 the top ``top_n`` of each normalised by its largest magnitude; categories sum
 their concepts' normalised contributions and are normalised the same way.
+
+Uncertainty: the dissection draws Poisson bootstrap replicates over probe
+images (`saldissect.dissection.PoissonBootstrap`); every replicate goes
+through the same steps, and the percentile interval of the replicates is
+reported beside each point estimate (``*_low``, ``*_high``; NaN without
+replicates). The basis weights come from training, not from the probe set,
+and are held fixed.
 """
 
 from __future__ import annotations
@@ -96,6 +103,106 @@ def contributions(
         drop=True
     )
     return table, category_scores(table)
+
+
+def _normalise_rows(matrix: np.ndarray, top_n: int) -> np.ndarray:
+    """Row-wise version of the ranking in `contributions`: in every row the
+    ``top_n`` largest positive entries divided by the largest one, the same for
+    the negative ones, everything else 0."""
+    out = np.zeros_like(matrix)
+    for sign in (1.0, -1.0):
+        signed = np.where(sign * matrix > 0, sign * matrix, 0.0)
+        order = np.argsort(-signed, axis=1, kind="stable")
+        position = np.empty_like(order)
+        np.put_along_axis(position, order, np.arange(matrix.shape[1])[None, :], axis=1)
+        chosen = (signed > 0) & (position < top_n)
+        scale = signed.max(axis=1, keepdims=True)
+        out += np.where(chosen, sign * signed / np.where(scale > 0, scale, 1.0), 0.0)
+    return out
+
+
+def _scale_categories(sums: np.ndarray) -> np.ndarray:
+    """Row-wise version of `category_scores`' scaling of per-category sums."""
+    positive, negative = sums.clip(min=0), sums.clip(max=0)
+    top = positive.max(axis=1, keepdims=True)
+    bottom = -negative.min(axis=1, keepdims=True)
+    return np.where(top > 0, positive / np.where(top > 0, top, 1.0), positive) + np.where(
+        bottom > 0, negative / np.where(bottom > 0, bottom, 1.0), negative
+    )
+
+
+def replicate_contributions(
+    replicates: pd.DataFrame, basis_weights: pd.DataFrame, concepts: list[str], *, top_k: int
+) -> np.ndarray:
+    """R x C contributions of ``concepts``, one row per bootstrap replicate.
+
+    ``replicates`` holds (replicate, basis, concept, value), at least each
+    basis's ``top_k`` concepts per replicate (`PoissonBootstrap.top_table`).
+    """
+    if replicates.empty:
+        return np.zeros((0, len(concepts)))
+    top = replicates[replicates["value"] > 0].sort_values(
+        ["replicate", "basis", "value", "concept"], ascending=[True, True, False, True]
+    )
+    top = top.groupby(["replicate", "basis"], sort=False).head(top_k)
+    total = top.groupby(["replicate", "basis"])["value"].transform("sum")
+    weights = basis_weights.set_index("basis")["weight"].reindex(top["basis"]).to_numpy()
+    weighted = (top["value"] / total).to_numpy() * weights
+    column = pd.Index(concepts).get_indexer(top["concept"])
+    n_replicates = int(replicates["replicate"].max()) + 1
+    matrix = np.zeros((n_replicates, len(concepts)))
+    keep = column >= 0
+    np.add.at(matrix, (top["replicate"].to_numpy()[keep], column[keep]), weighted[keep])
+    return matrix
+
+
+def with_intervals(
+    table: pd.DataFrame,
+    categories_table: pd.DataFrame,
+    replicates: pd.DataFrame,
+    basis_weights: pd.DataFrame,
+    *,
+    top_k: int,
+    top_n: int,
+    confidence: float = 0.95,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add percentile bootstrap intervals to the outputs of `contributions`.
+
+    ``contribution_low/high``: the interval of each concept's contribution.
+    ``normalized_low/high``: the same interval on the point estimate's scale
+    (divided by the largest magnitude of the concept's sign), for ranked
+    concepts only. Categories: each replicate is normalised and summed per
+    category as the point estimate is, and the interval taken over replicates.
+    """
+    table, categories_table = table.copy(), categories_table.copy()
+    concepts = table["concept"].tolist()
+    matrix = replicate_contributions(replicates, basis_weights, concepts, top_k=top_k)
+    if not len(matrix):
+        for column in ("contribution_low", "contribution_high"):
+            table[column] = np.nan
+            categories_table[column] = np.nan
+        table["normalized_low"] = table["normalized_high"] = np.nan
+        return table, categories_table
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(matrix, [alpha, 1.0 - alpha], axis=0)
+    table["contribution_low"], table["contribution_high"] = low, high
+    ranked = table["rank"] != 0
+    scale = np.where(
+        table["rank"] > 0,
+        table.loc[table["rank"] > 0, "contribution"].abs().max(),
+        table.loc[table["rank"] < 0, "contribution"].abs().max(),
+    )
+    table["normalized_low"] = np.where(ranked, low / scale, np.nan)
+    table["normalized_high"] = np.where(ranked, high / scale, np.nan)
+    category_of = table["category"].map({c: i for i, c in enumerate(CATEGORIES)}).to_numpy()
+    onehot = np.zeros((len(concepts), len(CATEGORIES)))
+    onehot[np.arange(len(concepts)), category_of] = 1.0
+    scores = _scale_categories(_normalise_rows(matrix, top_n) @ onehot)
+    category_low, category_high = np.quantile(scores, [alpha, 1.0 - alpha], axis=0)
+    position = categories_table["category"].map({c: i for i, c in enumerate(CATEGORIES)})
+    categories_table["contribution_low"] = category_low[position.to_numpy()]
+    categories_table["contribution_high"] = category_high[position.to_numpy()]
+    return table, categories_table
 
 
 def category_scores(table: pd.DataFrame) -> pd.DataFrame:

@@ -213,6 +213,93 @@ def compute_thresholds(
 
 
 # ------------------------------------------------------------------ dissection
+class PoissonBootstrap:
+    """Bootstrap replicates of the alignment scores over probe images, in one pass.
+
+    Each replicate weighs image i by ``W[r, i] ~ Poisson(1)`` (the Poisson
+    bootstrap: resampling with replacement, without a second pass). Weights
+    are drawn once for the whole probe set from ``seed``, so the replicates do
+    not depend on the batch size. Only the sums that the chosen ``score``
+    needs are accumulated, R x N x K each, as one matmul per batch.
+    """
+
+    def __init__(
+        self,
+        replicates: int,
+        n_images: int,
+        n_bases: int,
+        n_concepts: int,
+        *,
+        score: str,
+        seed: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if score not in ("mean_iou", "pooled_iou"):
+            raise ValueError(f"score must be mean_iou or pooled_iou, got {score!r}")
+        generator = torch.Generator().manual_seed(seed)
+        self.weights = torch.poisson(torch.ones(replicates, n_images), generator=generator)
+        self.score = score
+        shape = (replicates, n_bases, n_concepts)
+        self.numerator = torch.zeros(shape, device=device)
+        # mean IoU divides by the (weighted) image count, pooled IoU by the union
+        self.denominator = torch.zeros(
+            (replicates, 1, n_concepts) if score == "mean_iou" else shape, device=device
+        )
+
+    def update(
+        self,
+        rows: Tensor,
+        columns: Tensor,
+        scores: Tensor,
+        inter: Tensor,
+        union: Tensor,
+        occurs: Tensor,
+    ) -> None:
+        """Add a batch: ``rows`` its probe rows (B), ``columns`` its concepts' vocabulary
+        indices (K'), the B x N x K' scores/intersections/unions and B x K' occurrence
+        (all already zero where the concept does not occur)."""
+        weights = self.weights[:, rows.cpu()].to(self.numerator.device)  # R x B
+        if self.score == "mean_iou":
+            numerator = torch.einsum("rb,bnk->rnk", weights, scores)
+            denominator = (weights @ occurs.float())[:, None, :]
+        else:
+            numerator = torch.einsum("rb,bnk->rnk", weights, inter)
+            denominator = torch.einsum("rb,bnk->rnk", weights, union)
+        self.numerator.index_add_(2, columns, numerator)
+        self.denominator.index_add_(2, columns, denominator)
+
+    def values(self) -> Tensor:
+        """R x N x K replicate scores (0 where a replicate drew no image of a concept)."""
+        denominator = self.denominator.expand_as(self.numerator)
+        return torch.where(
+            denominator > 0,
+            self.numerator / denominator.clamp_min(1e-12),
+            torch.zeros_like(self.numerator),
+        )
+
+    def top_table(self, vocabulary: pd.DataFrame, keep_top: int) -> pd.DataFrame:
+        """The ``keep_top`` best concepts of every basis in every replicate (columns
+        replicate, basis, concept, kind, value): all that the contributions need
+        when ``keep_top`` is their top-k. Zero scores are left out."""
+        values = self.values()
+        k = min(keep_top, values.shape[2])
+        top, index = values.topk(k, dim=2)  # R x N x k, ties by lowest index
+        replicate, basis, _ = np.meshgrid(
+            np.arange(values.shape[0]), np.arange(values.shape[1]), np.arange(k), indexing="ij"
+        )
+        top, index = top.cpu().numpy().ravel(), index.cpu().numpy().ravel()
+        keep = top > 0
+        return pd.DataFrame(
+            {
+                "replicate": replicate.ravel()[keep].astype(np.int32),
+                "basis": basis.ravel()[keep].astype(np.int64),
+                "concept": vocabulary["concept"].to_numpy()[index[keep]],
+                "kind": vocabulary["kind"].to_numpy()[index[keep]],
+                "value": top[keep].astype(np.float64),
+            }
+        )
+
+
 @torch.no_grad()
 def dissect(
     model: SaliencyModel,
@@ -225,12 +312,17 @@ def dissect(
     batch_size: int,
     device: torch.device,
     num_workers: int = 0,
-) -> pd.DataFrame:
+    bootstrap: int = 0,
+    seed: int = 0,
+    score: str = "mean_iou",
+    keep_top: int = 5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Alignment of every (basis, concept) pair over the probe set.
 
-    Returns one row per pair with mean IoU over the images where the concept
-    occurs, pooled IoU, the raw intersection and union sums and the number of
-    images.
+    Returns the alignment table (one row per pair with mean IoU over the
+    images where the concept occurs, pooled IoU, the raw intersection and
+    union sums and the number of images) and the ``bootstrap`` replicates of
+    ``score`` (see `PoissonBootstrap.top_table`; empty when ``bootstrap`` is 0).
     """
     model.eval()
     probe = probe.reset_index(drop=True)
@@ -241,6 +333,13 @@ def dissect(
     sum_inter = torch.zeros_like(sum_iou)
     sum_union = torch.zeros_like(sum_iou)
     n_images = torch.zeros(n_concepts, dtype=torch.float64, device=device)
+    replicates = (
+        PoissonBootstrap(
+            bootstrap, len(probe), n_bases, n_concepts, score=score, seed=seed, device=device
+        )
+        if bootstrap
+        else None
+    )
     thresholds = thresholds.to(device)
     loader = DataLoader(ImageDataset(probe, size), batch_size=batch_size, num_workers=num_workers)
     for batch in tqdm(loader, desc="dissection", disable=None):
@@ -253,17 +352,21 @@ def dissect(
         scores = torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
         occurs = masks.flatten(2).any(2)  # B x K
         scores = scores * occurs[:, None, :]
+        inter = inter * occurs[:, None, :]
+        union = union * occurs[:, None, :]
         cols = torch.as_tensor(present, device=device)
         sum_iou[:, cols] += scores.sum(0).double()
-        sum_inter[:, cols] += (inter * occurs[:, None, :]).sum(0).double()
-        sum_union[:, cols] += (union * occurs[:, None, :]).sum(0).double()
+        sum_inter[:, cols] += inter.sum(0).double()
+        sum_union[:, cols] += union.sum(0).double()
         n_images[cols] += occurs.sum(0).double()
+        if replicates is not None:
+            replicates.update(batch["index"], cols, scores, inter, union, occurs)
     mean_iou = sum_iou / n_images.clamp_min(1)
     pooled = torch.where(
         sum_union > 0, sum_inter / sum_union.clamp_min(1), torch.zeros_like(sum_union)
     )
     basis, concept = np.meshgrid(np.arange(n_bases), np.arange(n_concepts), indexing="ij")
-    return pd.DataFrame(
+    alignment = pd.DataFrame(
         {
             "basis": basis.ravel(),
             "concept": vocabulary["concept"].to_numpy()[concept.ravel()],
@@ -273,5 +376,20 @@ def dissect(
             "intersection": sum_inter.cpu().numpy().ravel(),
             "union": sum_union.cpu().numpy().ravel(),
             "n_images": n_images.cpu().numpy()[concept.ravel()].astype(np.int64),
+        }
+    )
+    if replicates is None:
+        return alignment, empty_bootstrap()
+    return alignment, replicates.top_table(vocabulary, keep_top)
+
+
+def empty_bootstrap() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "replicate": pd.Series(dtype=np.int32),
+            "basis": pd.Series(dtype=np.int64),
+            "concept": pd.Series(dtype=object),
+            "kind": pd.Series(dtype=object),
+            "value": pd.Series(dtype=np.float64),
         }
     )

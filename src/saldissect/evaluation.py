@@ -2,7 +2,8 @@
 
 Predictions are resized to each image's own size, optionally multiplied by a
 Gaussian centre bias, and scored per image with `saldissect.metrics`; the
-table holds the mean over images. Shuffled AUC draws its negatives from the
+table holds the mean over images; the per-image scores are kept too (they
+are what the failure analysis ranks). Shuffled AUC draws its negatives from the
 fixations of ``sauc_others`` other validation images (chosen with a fixed seed).
 """
 
@@ -53,8 +54,9 @@ def score(
     center_bias_sigma: float | None,
     sauc_others: int,
     seed: int,
-) -> pd.DataFrame:
-    """Mean of every metric per variant: columns variant, metric, value, n_images."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean of every metric per variant (columns variant, metric, value, n_images)
+    and every image's scores (variant, image_id, metric, value)."""
     val = val.reset_index(drop=True)
     gts, fixations = [], []
     for row in val.itertuples():
@@ -76,7 +78,7 @@ def score(
         biases.append(
             metrics.center_bias(height, width, center_bias_sigma) if center_bias_sigma else 1.0
         )
-    rows = []
+    rows, image_rows = [], []
     for variant, preds in predictions.items():
         per_image: dict[str, list[float]] = {m: [] for m in metrics.METRICS}
         for pred, gt, points, other_map, bias in zip(
@@ -88,6 +90,12 @@ def score(
             )
             for metric, value in result.items():
                 per_image[metric].append(value)
+        image_rows.append(
+            pd.DataFrame(per_image)
+            .assign(image_id=val["image_id"].to_numpy())
+            .melt(id_vars="image_id", var_name="metric", value_name="value")
+            .assign(variant=variant)[["variant", "image_id", "metric", "value"]]
+        )
         for metric, values in per_image.items():
             rows.append(
                 {
@@ -97,4 +105,5 @@ def score(
                     "n_images": len(values),
                 }
             )
-    return pd.DataFrame(rows, columns=["variant", "metric", "value", "n_images"])
+    means = pd.DataFrame(rows, columns=["variant", "metric", "value", "n_images"])
+    return means, pd.concat(image_rows, ignore_index=True)

@@ -51,6 +51,7 @@ from saldissect.contributions import beta as top_k_beta
 from saldissect.data import SaliencyDataset, fixation_map, load_fixations, read_saliency_map
 from saldissect.io import load_checkpoint
 from saldissect.models import SaliencyModel
+from saldissect.reporting import heatmap_concepts, pair_rank  # noqa: F401
 from saldissect.train import (
     Trainer,
     cached_loaders,
@@ -216,20 +217,6 @@ def long_basis_table(interactions: Tensor) -> pd.DataFrame:
     )
 
 
-def pair_rank(semantic: pd.DataFrame, source: str, target: str) -> tuple[float, int]:
-    """Rank of ``target`` in the row of ``source`` (1 = strongest) and the row's length.
-
-    Ties count against the pair (its rank is the number of targets at least as
-    strong), so a row of zeros, a source no basis credits, ranks it last. NaN
-    when either concept is missing from the table.
-    """
-    row = semantic[semantic["source"] == source]
-    if row.empty or target not in set(row["target"]):
-        return float("nan"), len(row)
-    value = float(row.loc[row["target"] == target, "weight"].iloc[0])
-    return float((row["weight"] >= value).sum()), len(row)
-
-
 # --------------------------------------------------------------------- training
 def load_frozen(model_cfg: dict, checkpoint: str | Path, device: torch.device) -> SaliencyModel:
     """Phase one with every parameter frozen (its P feeds the interaction head)."""
@@ -356,13 +343,3 @@ def semantic_from_alignment(
     return semantic_interactions(
         interactions.cpu(), top_k_beta(alignment, top_k, score), sorted(set(alignment["concept"]))
     )
-
-
-def heatmap_concepts(contributions: pd.DataFrame, top: int) -> list[str]:
-    """The ``top`` most positive concepts (strongest first), then the ``top`` most negative."""
-    ranked = contributions[contributions["rank"] != 0]
-    positive = ranked[ranked["rank"].between(1, top)].sort_values("rank")["concept"]
-    negative = ranked[ranked["rank"].between(-top, -1)].sort_values("rank", ascending=False)[
-        "concept"
-    ]
-    return list(positive) + list(negative)

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "split": ("image_id", "image_path", "map_path", "fixation_path", "height", "width"),
@@ -36,9 +35,47 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "union",
         "n_images",
     ),
+    "alignment_bootstrap": ("replicate", "basis", "concept", "kind", "value"),
     "metrics": ("variant", "metric", "value", "n_images"),
-    "contributions": ("concept", "category", "contribution", "normalized", "rank"),
-    "categories": ("category", "contribution"),
+    "image_scores": ("variant", "image_id", "metric", "value"),
+    "contributions": (
+        "concept",
+        "category",
+        "contribution",
+        "normalized",
+        "rank",
+        "contribution_low",
+        "contribution_high",
+        "normalized_low",
+        "normalized_high",
+    ),
+    "categories": ("category", "contribution", "contribution_low", "contribution_high"),
+    "failures": (
+        "concept",
+        "category",
+        "n_worst",
+        "n_best",
+        "n_worst_images",
+        "n_best_images",
+        "odds_ratio",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    ),
+    "failure_images": ("image_id", "value", "group"),
+    "examples": (
+        "concept",
+        "category",
+        "rank",
+        "basis",
+        "image_id",
+        "image_path",
+        "iou",
+        "threshold",
+        "map_height",
+        "map_width",
+        "map",
+    ),
     "validation": (
         "dataset",
         "model",
@@ -113,6 +150,8 @@ def write_table(
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
     """Save a checkpoint (tensors, numbers, strings, lists, dicts only) atomically."""
+    import torch  # here, so that table rules never import torch
+
     write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -122,6 +161,8 @@ class CheckpointError(ValueError):
 
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint with ``weights_only=True``: no code runs on unpickling."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -16,19 +16,22 @@ import torch
 
 from saldissect import contributions as contrib
 from saldissect import interactions as inter
-from saldissect import reporting, synthetic
+from saldissect import synthetic
 from saldissect.dissection import compute_thresholds, dissect
 from saldissect.evaluation import predict, score
 from saldissect.io import (
     SCHEMAS,
     CheckpointError,
-    check_schema,
     read_parquet,
     write_parquet,
-    write_table,
 )
 from saldissect.train import load_model, pick_device, train_phase2, train_saliency
-from saldissect.validation import InputError, index_salicon_split, index_visual_genome
+from saldissect.validation import (
+    InputError,
+    index_salicon_split,
+    index_val_concepts,
+    index_visual_genome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +135,25 @@ def prepare_data(
         len(probe),
         concepts[["concept", "kind"]].drop_duplicates().shape[0],
     )
+    val_concepts = pd.DataFrame(columns=list(SCHEMAS["concepts"]))
+    if paths.get("val_scene_graphs"):
+        val_concepts, problems = index_val_concepts(
+            paths["val_scene_graphs"],
+            val,
+            min_object_count=vocabulary["min_object_count"],
+            min_attribute_count=vocabulary["min_attribute_count"],
+            keep_coco=vocabulary["keep_coco"],
+        )
+        for file, reason in problems:
+            log.warning("validation scene graphs: %s: %s", file, reason)
+    log.info(
+        "%d of %d validation images have a scene graph (failure analysis)",
+        val_concepts["image_id"].nunique(),
+        len(val),
+    )
     rejects = pd.DataFrame(skipped, columns=["file", "reason"])
     write_parquet(rejects, out["rejects"], "rejects")
+    write_parquet(val_concepts, out["val_concepts"], "concepts")
     write_parquet(train, out["train"], "split")
     write_parquet(val, out["val"], "split")
     write_parquet(probe, out["probe"], "probe")
@@ -152,8 +172,10 @@ def run_phase1(
     threads: int,
     device: str,
     head: str = "factorised",
+    snapshots: list[int] = (),
 ) -> None:
-    """Phase one (``factorised``), or the baseline with ``head="plain"``."""
+    """Phase one (``factorised``), or the baseline with ``head="plain"``; ``snapshots``
+    keeps the model after those epochs too (``epoch<e>.pt``)."""
     train_saliency(
         read_parquet(train, "split"),
         read_parquet(val, "split"),
@@ -163,6 +185,7 @@ def run_phase1(
         head=head,
         threads=threads,
         device=device,
+        snapshots=snapshots,
     )
 
 
@@ -229,9 +252,14 @@ def run_dissection(
     model_cfg: dict,
     cfg: dict,
     out: str,
+    out_bootstrap: str,
     *,
+    contributions: dict,
+    seed: int,
     device: str,
 ) -> None:
+    """Alignment of every basis with every concept, and its bootstrap replicates
+    (each basis's ``contributions["top_k"]`` concepts per replicate)."""
     dev = pick_device(device)
     model = load_model(checkpoint, model_cfg, "factorised", dev)
     tau = torch.as_tensor(
@@ -244,7 +272,7 @@ def run_dissection(
         concept_table[["concept", "kind"]].drop_duplicates().shape[0],
         len(probe_table),
     )
-    table = dissect(
+    table, replicates = dissect(
         model,
         probe_table,
         concept_table,
@@ -253,6 +281,10 @@ def run_dissection(
         min_cover=cfg["min_cover"],
         batch_size=cfg["batch_size"],
         device=dev,
+        bootstrap=contributions["bootstrap"],
+        seed=seed,
+        score=contributions["score"],
+        keep_top=contributions["top_k"],
     )
     best = table.loc[table.groupby("basis")["mean_iou"].idxmax()]
     log.info(
@@ -260,24 +292,47 @@ def run_dissection(
         ", ".join(f"{c} {n}" for c, n in best["concept"].value_counts().items()),
     )
     write_parquet(table, out, "alignment")
+    write_parquet(replicates, out_bootstrap, "alignment_bootstrap")
 
 
 def run_contributions(
     alignment: str,
+    bootstrap: str,
     basis_weights: str,
     vocabulary: dict,
     cfg: dict,
     out_contributions: str,
     out_categories: str,
 ) -> None:
+    """Contributions and category scores, with bootstrap intervals."""
     categories = contrib.load_categories(vocabulary["categories"])
+    weights = read_parquet(basis_weights, "basis_weights")
     table, cats = contrib.contributions(
         read_parquet(alignment, "alignment"),
-        read_parquet(basis_weights, "basis_weights"),
+        weights,
         categories,
         top_k=cfg["top_k"],
         top_n=cfg["top_n"],
         score=cfg["score"],
+    )
+    replicates = read_parquet(bootstrap, "alignment_bootstrap")
+    table, cats = contrib.with_intervals(
+        table,
+        cats,
+        replicates,
+        weights,
+        top_k=cfg["top_k"],
+        top_n=cfg["top_n"],
+        confidence=cfg["confidence"],
+    )
+    n_replicates = replicates["replicate"].nunique()
+    log.info(
+        "%d bootstrap replicates; median %.0f%% interval width of ranked contributions: %.3g",
+        n_replicates,
+        100 * cfg["confidence"],
+        (table["contribution_high"] - table["contribution_low"])[table["rank"] != 0].median()
+        if n_replicates
+        else float("nan"),
     )
     other = sorted(set(table.loc[table["category"] == "other", "concept"]) - set(categories))
     if other:
@@ -299,6 +354,7 @@ def run_evaluation(
     model_cfg: dict,
     cfg: dict,
     out: str,
+    out_images: str,
     *,
     seed: int,
     device: str,
@@ -313,94 +369,15 @@ def run_evaluation(
             model, images, tuple(model_cfg["input_size"]), batch_size=cfg["batch_size"], device=dev
         )
     sigma = cfg["center_bias_sigma"] if cfg["center_bias"] else None
-    table = score(
+    table, per_image = score(
         predictions, images, center_bias_sigma=sigma, sauc_others=cfg["sauc_others"], seed=seed
     )
     log.info("\n%s", table.pivot(index="metric", columns="variant", values="value").round(4))
     write_parquet(table, out, "metrics")
-
-
-def run_tables(
-    metrics: list[str],
-    contributions: list[str],
-    categories: list[str],
-    out: dict[str, str],
-    *,
-    dataset: str,
-) -> None:
-    """The paper's tables (CSV + Markdown) and figures for one dataset, all models."""
-    write_table(reporting.metrics_table(metrics), out["metrics_csv"], out["metrics_md"])
-    write_table(reporting.top_semantics_table(contributions), out["top_csv"], out["top_md"])
-    write_table(reporting.categories_table(categories), out["categories_csv"], out["categories_md"])
-    reporting.plot_categories(
-        categories, out["categories_png"], f"Category contributions ({dataset})"
-    )
-    figures = out["top_png"] if isinstance(out["top_png"], list) else [out["top_png"]]
-    for path, figure in zip(contributions, figures, strict=True):
-        model = Path(path).parent.name
-        reporting.plot_top_semantics(path, figure, f"Top semantics: {model} on {dataset}")
-
-
-def run_validation(
-    runs: list[str],
-    labels: list[dict],
-    planted: str,
-    out: dict[str, str],
-    *,
-    min_abs_weight: float,
-    interactions: list[str] | None = None,
-    interaction: dict | None = None,
-) -> pd.DataFrame:
-    """Recovery of the planted weights for every synthetic run, controls included;
-    with ``interactions`` (one semantic_interactions.parquet per run), also the
-    rank of the planted pair in its source's row."""
-    truth = read_parquet(planted, "planted")
-    rows = []
-    for i, (path, label) in enumerate(zip(runs, labels, strict=True)):
-        result = contrib.recovery(
-            read_parquet(path, "contributions"), truth, min_abs_weight=min_abs_weight
-        )
-        result.update(_planted_pair_rank(interactions[i] if interactions else None, interaction))
-        rows.append(
-            {
-                "dataset": label["dataset"],
-                "model": label["model"],
-                "control": "shuffled maps" if label["control"] else "none",
-                **result,
-            }
-        )
-        log.info(
-            "%s/%s: Spearman %.3f, sign agreement %.3f",
-            label["dataset"],
-            label["model"],
-            result["spearman"],
-            result["sign_agreement"],
-        )
-    table = check_schema(pd.DataFrame(rows, columns=list(SCHEMAS["validation"])), "validation")
-    write_table(table, out["csv"], out["md"])
-    named = {
-        f"{label['dataset']}/{label['model']}": path
-        for path, label in zip(runs, labels, strict=True)
-    }
-    reporting.plot_recovery(named, planted, out["png"], min_abs_weight)
-    return table
+    write_parquet(per_image, out_images, "image_scores")
 
 
 # ---------------------------------------------------------------- interactions
-def _planted_pair_rank(semantic: str | None, interaction: dict | None) -> dict:
-    """The planted pair's rank in its row of a semantic interaction table."""
-    if not semantic or not interaction or not interaction.get("source"):
-        return {"interaction": "none", "interaction_rank": float("nan"), "interaction_row": 0}
-    rank, size = inter.pair_rank(
-        read_parquet(semantic, "semantic_interactions"),
-        interaction["source"],
-        interaction["target"],
-    )
-    pair = f"{interaction['source']} -> {interaction['target']}"
-    log.info("%s: planted pair %s ranks %s of %d in its row", semantic, pair, rank, size)
-    return {"interaction": pair, "interaction_rank": rank, "interaction_row": size}
-
-
 def run_interaction_training(
     train: str,
     val: str,
@@ -477,7 +454,46 @@ def run_interaction_analysis(
     write_parquet(semantic, out["semantic"], "semantic_interactions")
 
 
-def run_interaction_figure(
-    semantic: str, contributions: str, out: str, *, top: int, title: str
+# ------------------------------------------------------------ extended analyses
+def run_examples(
+    checkpoint: str,
+    thresholds: str,
+    alignment: str,
+    contributions: str,
+    probe: str,
+    concepts: str,
+    model_cfg: dict,
+    cfg: dict,
+    out: str,
+    *,
+    min_cover: float,
+    batch_size: int,
+    score: str,
+    device: str,
 ) -> None:
-    reporting.plot_interactions(semantic, contributions, out, title, top=top)
+    """The probe images and probability maps shown for the top concepts."""
+    from saldissect.examples import collect_examples
+
+    dev = pick_device(device)
+    model = load_model(checkpoint, model_cfg, "factorised", dev)
+    table = collect_examples(
+        model,
+        read_parquet(probe, "probe"),
+        read_parquet(concepts, "concepts"),
+        torch.as_tensor(
+            read_parquet(thresholds, "thresholds")["threshold"].to_numpy().copy(),
+            dtype=torch.float32,
+        ),
+        read_parquet(contributions, "contributions"),
+        read_parquet(alignment, "alignment"),
+        tuple(model_cfg["input_size"]),
+        n_concepts=cfg["concepts"],
+        n_images=cfg["images"],
+        max_scan=cfg["max_scan"],
+        min_cover=min_cover,
+        batch_size=batch_size,
+        device=dev,
+        score=score,
+    )
+    log.info("%d example images for %d concepts", len(table), table["concept"].nunique())
+    write_parquet(table, out, "examples")

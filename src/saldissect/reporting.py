@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from saldissect.contributions import CATEGORIES, recovery  # noqa: E402
@@ -45,19 +46,61 @@ def top_semantics_table(paths: list[str]) -> pd.DataFrame:
     )
     return (
         table.sort_values(["model", "sign", "order"], ascending=[True, False, True])[
-            ["model", "sign", "order", "concept", "category", "contribution", "normalized"]
+            [
+                "model",
+                "sign",
+                "order",
+                "concept",
+                "category",
+                "contribution",
+                "contribution_low",
+                "contribution_high",
+                "normalized",
+                "normalized_low",
+                "normalized_high",
+            ]
         ]
         .rename(columns={"order": "rank"})
         .reset_index(drop=True)
     )
 
 
-def categories_table(paths: list[str]) -> pd.DataFrame:
+def categories_table(paths: list[str], intervals: bool = True) -> pd.DataFrame:
+    """One row per category; per model its score and (``intervals``) the bootstrap
+    bounds ``<model>_low``, ``<model>_high``."""
     frames = [read_parquet(p, "categories").assign(model=_model_name(p)) for p in paths]
-    table = pd.concat(frames).pivot(index="category", columns="model", values="contribution")
-    table = table.reindex(CATEGORIES).reset_index()
-    table.columns.name = None
+    long = pd.concat(frames)
+    table = pd.DataFrame({"category": list(CATEGORIES)})
+    for model, frame in long.groupby("model", sort=True):
+        frame = frame.set_index("category").reindex(CATEGORIES)
+        table[model] = frame["contribution"].to_numpy()
+        if intervals:
+            table[f"{model}_low"] = frame["contribution_low"].to_numpy()
+            table[f"{model}_high"] = frame["contribution_high"].to_numpy()
     return table
+
+
+def _error_bars(ax, table: pd.DataFrame, column: str, *, horizontal: bool) -> None:
+    """Black whiskers from ``<column>_low`` to ``<column>_high`` where both are known;
+    bars at their category positions (``position`` when given, else 0..n-1)."""
+    low, high = table[f"{column}_low"].to_numpy(), table[f"{column}_high"].to_numpy()
+    value = table[column].to_numpy()
+    known = ~(np.isnan(low) | np.isnan(high))
+    if not known.any():
+        return
+    where = (
+        table["position"].to_numpy() if "position" in table else np.arange(len(table), dtype=float)
+    )
+    spread = np.vstack([(value - low).clip(min=0), (high - value).clip(min=0)])[:, known]
+    keyword = {"xerr" if horizontal else "yerr": spread}
+    if horizontal:
+        ax.errorbar(
+            value[known], where[known], fmt="none", ecolor="black", lw=0.8, capsize=2, **keyword
+        )
+    else:
+        ax.errorbar(
+            where[known], value[known], fmt="none", ecolor="black", lw=0.8, capsize=2, **keyword
+        )
 
 
 def _save(fig, path: str | Path) -> None:
@@ -73,8 +116,9 @@ def plot_top_semantics(contributions: str | Path, out: str | Path, title: str) -
     fig, ax = plt.subplots(figsize=(6.5, max(3.0, 0.24 * len(table) + 1.2)))
     colours = [CATEGORY_COLOURS.get(c, "grey") for c in table["category"]]
     ax.barh(table["concept"], table["normalized"], color=colours)
+    _error_bars(ax, table, "normalized", horizontal=True)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("normalised contribution to saliency")
+    ax.set_xlabel("normalised contribution to saliency (bars: 95% bootstrap interval)")
     ax.set_title(title)
     present = [c for c in CATEGORIES if c in set(table["category"])]
     handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLOURS[c]) for c in present]
@@ -84,9 +128,19 @@ def plot_top_semantics(contributions: str | Path, out: str | Path, title: str) -
 
 def plot_categories(paths: list[str], out: str | Path, title: str) -> None:
     """Category contributions, models side by side."""
-    table = categories_table(paths).set_index("category")
+    full = categories_table(paths)
+    models = [c for c in full.columns[1:] if not c.endswith(("_low", "_high"))]
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    table.plot.bar(ax=ax, width=0.8)
+    width = 0.8 / len(models)
+    x = np.arange(len(full))
+    for i, model in enumerate(models):
+        offset = x - 0.4 + width * (i + 0.5)
+        ax.bar(offset, full[model], width, label=model)
+        bounds = full[[model, f"{model}_low", f"{model}_high"]].rename(
+            columns={model: "value", f"{model}_low": "value_low", f"{model}_high": "value_high"}
+        )
+        _error_bars(ax, bounds.assign(position=offset), "value", horizontal=False)
+    ax.set_xticks(x, full["category"], rotation=30, ha="right")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylabel("normalised contribution")
     ax.set_xlabel("category")
@@ -137,8 +191,6 @@ def plot_interactions(
     """Heatmap of the semantic interactions S over the ``top`` most positive and ``top``
     most negative concepts; rows are sources (where attention comes from), columns
     targets, each row scaled by its largest entry."""
-    from saldissect.interactions import heatmap_concepts
-
     table = read_parquet(contributions, "contributions")
     concepts = heatmap_concepts(table, top)
     matrix = (
@@ -164,3 +216,27 @@ def plot_interactions(
     colour_bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     colour_bar.set_label("semantic interaction S, each row / its max")
     _save(fig, out)
+
+
+def heatmap_concepts(contributions: pd.DataFrame, top: int) -> list[str]:
+    """The ``top`` most positive concepts (strongest first), then the ``top`` most negative."""
+    ranked = contributions[contributions["rank"] != 0]
+    positive = ranked[ranked["rank"].between(1, top)].sort_values("rank")["concept"]
+    negative = ranked[ranked["rank"].between(-top, -1)].sort_values("rank", ascending=False)[
+        "concept"
+    ]
+    return list(positive) + list(negative)
+
+
+def pair_rank(semantic: pd.DataFrame, source: str, target: str) -> tuple[float, int]:
+    """Rank of ``target`` in the row of ``source`` (1 = strongest) and the row's length.
+
+    Ties count against the pair (its rank is the number of targets at least as
+    strong), so a row of zeros, a source no basis credits, ranks it last. NaN
+    when either concept is missing from the table.
+    """
+    row = semantic[semantic["source"] == source]
+    if row.empty or target not in set(row["target"]):
+        return float("nan"), len(row)
+    value = float(row.loc[row["target"] == target, "weight"].iloc[0])
+    return float((row["weight"] >= value).sum()), len(row)

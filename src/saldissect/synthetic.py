@@ -21,6 +21,9 @@ readers in `saldissect.data`:
   ``resolution`` and a ``gaze`` struct array with 1-based ``fixations``);
 - ``visual_genome/images/<image_id>.jpg``, ``image_data.json``,
   ``objects.json``, ``attributes.json`` for the probe images;
+- ``visual_genome_val/`` the same JSON files for the validation images, each
+  linked to its image by ``coco_id`` (the number ending its name), as Visual
+  Genome links its COCO images;
 - ``planted.parquet`` (concept, category, kind, weight).
 """
 
@@ -472,6 +475,44 @@ def _rng(seed: int, stream: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, code, index])
 
 
+def _write_scene_graphs(folder: Path, scenes: list, cfg: dict) -> None:
+    """Visual Genome's image_data.json, objects.json and attributes.json for
+    ``scenes`` (image_id, coco_id, objects)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image_data, objects_json, attributes_json = [], [], []
+    object_id = 1
+    for image_id, coco_id, objects in scenes:
+        image_data.append(
+            {
+                "image_id": image_id,
+                "width": cfg["width"],
+                "height": cfg["height"],
+                "url": "",
+                "coco_id": coco_id,
+                "flickr_id": None,
+            }
+        )
+        objs, attrs = [], []
+        for obj in objects:
+            x, y, w, h = obj["box"]
+            record = {"object_id": object_id, "x": x, "y": y, "w": w, "h": h}
+            record["names"] = [obj["name"]]
+            objs.append(record)
+            attrs.append(
+                {**record, **({"attributes": obj["attributes"]} if obj["attributes"] else {})}
+            )
+            object_id += 1
+        objects_json.append({"image_id": image_id, "objects": objs})
+        attributes_json.append({"image_id": image_id, "attributes": attrs})
+    for name, payload in (
+        ("image_data", image_data),
+        ("objects", objects_json),
+        ("attributes", attributes_json),
+    ):
+        text = json.dumps(payload)
+        write_atomic(folder / f"{name}.json", lambda tmp, text=text: tmp.write_text(text))
+
+
 def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
     """Generate the world described by the ``synthetic`` config section under ``root``."""
     root = Path(root)
@@ -480,6 +521,7 @@ def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
     validate_interaction(cfg.get("interaction"), weights)
     seed = int(cfg["seed"])
     salicon, vg = root / "salicon", root / "visual_genome"
+    val_scenes = []
     for split, count in (("train", cfg["n_train"]), ("val", cfg["n_val"])):
         for sub in ("images", "maps", "fixations"):
             (salicon / sub / split).mkdir(parents=True, exist_ok=True)
@@ -490,6 +532,8 @@ def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
             n_fix = cfg["observers"] * cfg["fixations_per_observer"]
             points = sample_fixations(density, n_fix, rng)
             name = f"synthetic_{split}_{i:06d}"
+            if split == "val":
+                val_scenes.append((i + 1, i, scene.objects))
             cv2.imwrite(
                 str(salicon / "images" / split / f"{name}.jpg"),
                 scene.image,
@@ -508,47 +552,15 @@ def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
                 },
             )
     (vg / "images").mkdir(parents=True, exist_ok=True)
-    image_data, objects_json, attributes_json = [], [], []
-    object_id = 1
+    probe_scenes = []
     for i in tqdm(range(cfg["n_probe"]), desc="synthetic probe", disable=not progress):
         scene = draw_scene(_rng(seed, "probe", i), weights, cfg)
-        image_id = i + 1
         cv2.imwrite(
-            str(vg / "images" / f"{image_id}.jpg"), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 95]
+            str(vg / "images" / f"{i + 1}.jpg"), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 95]
         )
-        image_data.append(
-            {
-                "image_id": image_id,
-                "width": cfg["width"],
-                "height": cfg["height"],
-                "url": "",
-                "coco_id": None,
-                "flickr_id": None,
-            }
-        )
-        objs, attrs = [], []
-        for obj in scene.objects:
-            x, y, w, h = obj["box"]
-            record = {
-                "object_id": object_id,
-                "x": x,
-                "y": y,
-                "w": w,
-                "h": h,
-                "names": [obj["name"]],
-            }
-            objs.append(record)
-            attrs.append(
-                {**record, **({"attributes": obj["attributes"]} if obj["attributes"] else {})}
-            )
-            object_id += 1
-        objects_json.append({"image_id": image_id, "objects": objs})
-        attributes_json.append({"image_id": image_id, "attributes": attrs})
-    for name, payload in (
-        ("image_data", image_data),
-        ("objects", objects_json),
-        ("attributes", attributes_json),
-    ):
-        text = json.dumps(payload)
-        write_atomic(vg / f"{name}.json", lambda tmp, text=text: tmp.write_text(text))
+        probe_scenes.append((i + 1, None, scene.objects))
+    _write_scene_graphs(vg, probe_scenes, cfg)
+    # The validation images' scene graphs, linked by coco_id as Visual Genome
+    # links its COCO images (the failure analysis reads them).
+    _write_scene_graphs(root / "visual_genome_val", val_scenes, cfg)
     write_parquet(planted_table(weights), root / "planted.parquet", "planted")

@@ -124,8 +124,14 @@ class Trainer:
         device: torch.device,
         steps_per_epoch: int,
         sparsity: float = 0.0,
+        snapshots: Iterable[int] = (),
     ):
         self.model, self.cfg, self.out_dir, self.device = model, cfg, Path(out_dir), device
+        # Epoch counts (1-based) after which the model is kept as it is: the
+        # progressive analysis dissects them. Written under .snapshots/ while
+        # training (a rerun deletes declared outputs, not these) and copied to
+        # epoch<e>.pt when training finishes.
+        self.snapshots = sorted(set(snapshots))
         self.optimizer = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         self.scheduler = _scheduler(self.optimizer, cfg, steps_per_epoch)
         self.sparsity = sparsity
@@ -134,6 +140,9 @@ class Trainer:
         self.loader_wait = 0.0
         self.resume_path = self.out_dir / "resume.pt"
 
+    def snapshot_path(self, epochs: int) -> Path:
+        return self.out_dir / ".snapshots" / f"epoch{epochs}.pt"
+
     def resume(self, meta: dict) -> None:
         if not self.resume_path.exists():
             return
@@ -141,6 +150,18 @@ class Trainer:
         if state["meta"] != meta:
             log.warning(
                 "%s was written with another configuration; starting afresh", self.resume_path
+            )
+            return
+        missing = [
+            e
+            for e in self.snapshots
+            if e <= state["epoch"] + 1 and not self.snapshot_path(e).exists()
+        ]
+        if missing:
+            log.warning(
+                "%s is past epoch %s whose snapshot is missing; starting afresh",
+                self.resume_path,
+                missing[0],
             )
             return
         self.model.load_state_dict(state["model"])
@@ -206,6 +227,8 @@ class Trainer:
                 100 * train_wait,
             )
             state = {"model": self.model.state_dict(), "meta": meta}
+            if epoch + 1 in self.snapshots:
+                save_checkpoint({**state, "epoch": epoch}, self.snapshot_path(epoch + 1))
             if val_scores["cc"] > self.best_cc:
                 self.best_cc = val_scores["cc"]
                 save_checkpoint({**state, "epoch": epoch}, self.out_dir / "best.pt")
@@ -248,7 +271,18 @@ def _loaders(train: pd.DataFrame, val: pd.DataFrame, size, cfg: dict, threads: i
     return train_loader, val_loader
 
 
-def finish_training(model: SaliencyModel, history: pd.DataFrame, out_dir: Path, meta: dict) -> None:
+def finish_training(
+    model: SaliencyModel,
+    history: pd.DataFrame,
+    out_dir: Path,
+    meta: dict,
+    snapshots: Iterable[int] = (),
+) -> None:
+    for epochs in snapshots:
+        kept = load_checkpoint(out_dir / ".snapshots" / f"epoch{epochs}.pt")
+        kept["versions"] = {"torch": str(torch.__version__)}
+        save_checkpoint(kept, out_dir / f"epoch{epochs}.pt")
+        (out_dir / ".snapshots" / f"epoch{epochs}.pt").unlink()
     best = load_checkpoint(out_dir / "best.pt")
     model.load_state_dict(best["model"])
     save_checkpoint(
@@ -275,8 +309,19 @@ def train_saliency(
     head: str,
     threads: int = 1,
     device: str = "auto",
+    snapshots: Iterable[int] = (),
 ) -> pd.DataFrame:
-    """Train a model end to end on images (baseline: ``plain`` head; phase one: ``factorised``)."""
+    """Train a model end to end on images (baseline: ``plain`` head; phase one: ``factorised``).
+
+    ``snapshots``: epoch counts after which the model is also kept, as
+    ``out_dir/epoch<e>.pt`` (the progressive analysis); each must be below
+    ``cfg["epochs"]``, whose model is ``model.pt`` itself."""
+    too_late = [e for e in snapshots if not 1 <= e < cfg["epochs"]]
+    if too_late:
+        raise ValueError(
+            f"snapshot epochs {too_late} are not between 1 and {cfg['epochs'] - 1} "
+            f"(the last epoch's model is model.pt)"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg["seed"])
@@ -285,7 +330,9 @@ def train_saliency(
     size = tuple(model_cfg["input_size"])
     train_loader, val_loader = _loaders(train, val, size, cfg, threads, cfg["hflip"])
     sparsity = cfg["sparsity"] if head == "factorised" else 0.0
-    trainer = Trainer(model, model.parameters(), cfg, out_dir, dev, len(train_loader), sparsity)
+    trainer = Trainer(
+        model, model.parameters(), cfg, out_dir, dev, len(train_loader), sparsity, snapshots
+    )
     autocast = cfg.get("bf16", False) and dev.type == "cuda"
 
     def forward(batch):
@@ -295,7 +342,7 @@ def train_saliency(
 
     meta = {"head": head, "model": model_cfg, "train": cfg}
     history = trainer.fit(train_loader, val_loader, forward, meta)
-    finish_training(model, history, out_dir, meta)
+    finish_training(model, history, out_dir, meta, trainer.snapshots)
     return history
 
 

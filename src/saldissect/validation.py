@@ -14,6 +14,7 @@ its keys, fewer images than a batch) always stop the run.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -332,6 +333,79 @@ def index_visual_genome(
     ids = sorted(set(concepts["image_id"]))
     probe = pd.DataFrame([(i, present[i], *sizes[i]) for i in ids], columns=probe_columns)
     return check_schema(probe, "probe"), check_schema(concepts, "concepts"), problems, []
+
+
+def _trailing_number(name: str) -> int | None:
+    digits = re.search(r"(\d+)$", str(name))
+    return int(digits.group(1)) if digits else None
+
+
+def index_val_concepts(
+    root: str | Path,
+    val: pd.DataFrame,
+    *,
+    min_object_count: int = 1,
+    min_attribute_count: int = 1,
+    keep_coco: bool = False,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Concepts on the saliency validation images, for the failure analysis.
+
+    Visual Genome covers about half of COCO, and every VG image records its
+    ``coco_id`` in ``image_data.json``; a SALICON image is a COCO image whose
+    file name ends in that id (``COCO_val2014_000000000042``). Boxes are
+    rescaled from the VG image's size to the validation image's. Returns the
+    concept table (image_id of ``val``, concept, kind, x, y, w, h) and problems;
+    val images without a scene graph are simply absent.
+    """
+    root = Path(root)
+    columns = ["image_id", "concept", "kind", "x", "y", "w", "h"]
+    image_data, bad = _read_json(root / "image_data.json")
+    if bad:
+        return pd.DataFrame(columns=columns), [bad]
+    by_number = {}
+    for image_id, height, width in val[["image_id", "height", "width"]].itertuples(index=False):
+        number = _trailing_number(image_id)
+        if number is not None:
+            by_number[number] = (image_id, height, width)
+    linked = {}
+    for entry in image_data if isinstance(image_data, list) else []:
+        coco = entry.get("coco_id") if isinstance(entry, dict) else None
+        if coco is not None and int(coco) in by_number and "image_id" in entry:
+            linked[int(entry["image_id"])] = (
+                *by_number[int(coco)],
+                entry["height"],
+                entry["width"],
+            )
+    if not linked:
+        return pd.DataFrame(columns=columns), []
+    problems: list[Problem] = []
+    _, graphs, _, fatal = _visual_genome_graphs(root, problems)
+    rows = []
+    for vg_id, objects in graphs:
+        if vg_id not in linked:
+            continue
+        image_id, height, width, vg_height, vg_width = linked[vg_id]
+        sy, sx = height / vg_height, width / vg_width
+        for obj in objects:
+            if not isinstance(obj, dict) or not all(
+                obj.get(k) is not None for k in ("x", "y", "w", "h", "names")
+            ):
+                continue
+            box = (obj["x"] * sx, obj["y"] * sy, obj["w"] * sx, obj["h"] * sy)
+            rows += [(image_id, object_concept(n), "object", *box) for n in obj["names"]]
+            rows += [
+                (image_id, attribute_concept(a), "attribute", *box)
+                for a in obj.get("attributes", []) or []
+            ]
+    concepts = pd.DataFrame([r for r in rows if r[1]], columns=columns)
+    keep = keep_mask(
+        concepts["concept"],
+        concepts["kind"],
+        min_object_count=min_object_count,
+        min_attribute_count=min_attribute_count,
+        keep_coco=keep_coco,
+    )
+    return check_schema(concepts[keep].reset_index(drop=True), "concepts"), fatal + problems
 
 
 def read_salicon_split(root: str | Path, split: str) -> pd.DataFrame:

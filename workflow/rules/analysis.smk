@@ -3,7 +3,7 @@
 
 rule compute_thresholds:
     input:
-        model="results/{dataset}/{model}/phase1/model.pt",
+        model=get_phase1_checkpoint,
         val="results/{dataset}/data/val.parquet",
     output:
         thresholds="results/{dataset}/{model}/thresholds.parquet",
@@ -28,12 +28,13 @@ rule compute_thresholds:
 
 rule dissect_bases:
     input:
-        model="results/{dataset}/{model}/phase1/model.pt",
+        model=get_phase1_checkpoint,
         thresholds="results/{dataset}/{model}/thresholds.parquet",
         probe="results/{dataset}/data/probe.parquet",
         concepts="results/{dataset}/data/concepts.parquet",
     output:
         alignment="results/{dataset}/{model}/alignment.parquet",
+        bootstrap="results/{dataset}/{model}/alignment_bootstrap.parquet",
     log:
         "results/logs/{dataset}/{model}/dissect_bases.log",
     benchmark:
@@ -48,6 +49,8 @@ rule dissect_bases:
     params:
         model=get_model_config,
         dissection=config["dissection"],
+        contributions=config["contributions"],
+        seed=get_run_seed,
         device=config["device"],
     script:
         "../scripts/dissect_bases.py"
@@ -56,6 +59,7 @@ rule dissect_bases:
 rule score_contributions:
     input:
         alignment="results/{dataset}/{model}/alignment.parquet",
+        bootstrap="results/{dataset}/{model}/alignment_bootstrap.parquet",
         basis_weights="results/{dataset}/{model}/basis_weights.parquet",
     output:
         contributions="results/{dataset}/{model}/contributions.parquet",
@@ -83,6 +87,7 @@ rule evaluate_models:
         val="results/{dataset}/data/val.parquet",
     output:
         metrics="results/{dataset}/{model}/metrics.parquet",
+        image_scores="results/{dataset}/{model}/image_scores.parquet",
     log:
         "results/logs/{dataset}/{model}/evaluate_models.log",
     benchmark:
@@ -102,3 +107,34 @@ rule evaluate_models:
         device=config["device"],
     script:
         "../scripts/evaluate_models.py"
+
+
+rule collect_examples:
+    input:
+        model=get_phase1_checkpoint,
+        thresholds="results/{dataset}/{model}/thresholds.parquet",
+        alignment="results/{dataset}/{model}/alignment.parquet",
+        contributions="results/{dataset}/{model}/contributions.parquet",
+        probe="results/{dataset}/data/probe.parquet",
+        concepts="results/{dataset}/data/concepts.parquet",
+    output:
+        examples="results/{dataset}/{model}/examples.parquet",
+    log:
+        "results/logs/{dataset}/{model}/collect_examples.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/collect_examples.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        examples=config["examples"],
+        dissection=config["dissection"],
+        score=config["contributions"]["score"],
+        device=config["device"],
+    script:
+        "../scripts/collect_examples.py"

@@ -1,5 +1,6 @@
 # Config validation and every input function used by the rules.
 import copy
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -30,9 +31,68 @@ MODELS = sorted(config["models"])
 WORLD = "results/world"
 
 
+def config_error(message):
+    raise WorkflowError(f"config: {message}")
+
+
+def is_control(dataset):
+    return config["datasets"][dataset]["shuffle_maps"]
+
+
+def chosen_datasets(section):
+    """The datasets a section names; [] means every dataset but shuffled controls."""
+    chosen = config[section]["datasets"] or [d for d in DATASETS if not is_control(d)]
+    unknown = sorted(set(chosen) - set(DATASETS))
+    if unknown:
+        config_error(
+            f"{section}.datasets names {unknown}, which are not configured "
+            f"datasets ({', '.join(DATASETS)})"
+        )
+    return sorted(chosen)
+
+
+SEEDS = sorted(config["replicates"]["seeds"])
+SEED_DATASETS = chosen_datasets("replicates") if SEEDS else []
+SNAPSHOTS = sorted(config["progressive"]["epochs"])
+PROGRESSIVE_DATASETS = chosen_datasets("progressive") if SNAPSHOTS else []
+TRAINING_DATASETS = sorted(config["training_data"]["datasets"] or DATASETS)
+if config["seed"] in SEEDS:
+    config_error(
+        f"replicates.seeds repeats the top-level seed {config['seed']} (the main run)"
+    )
+if SNAPSHOTS and SNAPSHOTS[-1] >= config["train"]["phase1"]["epochs"]:
+    config_error(
+        f"progressive.epochs {SNAPSHOTS} must be below train.phase1.epochs "
+        f"({config['train']['phase1']['epochs']}); the final model is the last point"
+    )
+if set(TRAINING_DATASETS) - set(DATASETS) or len(TRAINING_DATASETS) == 1:
+    config_error(
+        f"training_data.datasets {TRAINING_DATASETS} must name at least two of the "
+        f"configured datasets ({', '.join(DATASETS)})"
+    )
+if config["failures"]["variant"] not in config["evaluation"]["variants"]:
+    config_error(
+        f"failures.variant {config['failures']['variant']} is not one of "
+        f"evaluation.variants {config['evaluation']['variants']}"
+    )
+
+# Every trained run: each configured model, its seed replicates ({model}.seed<s>)
+# and its phase-one snapshots ({model}.epoch<e>, which share the model's phase one).
+RUNS = {m: {"model": m, "seed": config["seed"], "epoch": None} for m in MODELS}
+for _model in MODELS:
+    for _seed in SEEDS:
+        RUNS[f"{_model}.seed{_seed}"] = {"model": _model, "seed": _seed, "epoch": None}
+    for _epoch in SNAPSHOTS:
+        RUNS[f"{_model}.epoch{_epoch}"] = {
+            "model": _model,
+            "seed": config["seed"],
+            "epoch": _epoch,
+        }
+
+
 wildcard_constraints:
     dataset="|".join(DATASETS),
-    model="|".join(MODELS),
+    model="|".join(re.escape(run) for run in sorted(RUNS, key=len, reverse=True)),
 
 
 def is_synthetic(dataset):
@@ -44,7 +104,25 @@ def get_dataset_config(wildcards):
 
 
 def get_model_config(wildcards):
-    return config["models"][wildcards.model]
+    return config["models"][RUNS[wildcards.model]["model"]]
+
+
+def get_run_seed(wildcards):
+    return RUNS[wildcards.model]["seed"]
+
+
+def get_phase1_checkpoint(wildcards):
+    """Phase one of a run; a snapshot run reads its model's checkpoint of that epoch."""
+    run = RUNS[wildcards.model]
+    if run["epoch"] is None:
+        return f"results/{wildcards.dataset}/{wildcards.model}/phase1/model.pt"
+    return f"results/{wildcards.dataset}/{run['model']}/phase1/epoch{run['epoch']}.pt"
+
+
+def get_snapshot_outputs():
+    return expand(
+        "results/{{dataset}}/{{model}}/phase1/epoch{epoch}.pt", epoch=SNAPSHOTS
+    )
 
 
 def get_dataset_inputs(wildcards):
@@ -53,6 +131,7 @@ def get_dataset_inputs(wildcards):
         return {
             "salicon": f"{WORLD}/salicon",
             "visual_genome": f"{WORLD}/visual_genome",
+            "visual_genome_val": f"{WORLD}/visual_genome_val",
         }
     return {}
 
@@ -66,12 +145,17 @@ def get_dataset_paths(wildcards):
             "probe": f"{WORLD}/visual_genome",
             "scene_graphs": "visual_genome",
             "probe_images": None,
+            "val_scene_graphs": f"{WORLD}/visual_genome_val",
         }
+    default_val = (
+        dataset["probe"] if dataset["scene_graphs"] == "visual_genome" else None
+    )
     return {
         "salicon": dataset["salicon"],
         "probe": dataset["probe"],
         "scene_graphs": dataset["scene_graphs"],
         "probe_images": dataset.get("probe_images"),
+        "val_scene_graphs": dataset.get("val_scene_graphs", default_val),
     }
 
 
@@ -109,16 +193,20 @@ def get_dataset_metrics(wildcards):
 
 def validated_datasets():
     """Synthetic datasets that are not controls: their recovery is checked."""
-    return [
-        d
-        for d in DATASETS
-        if is_synthetic(d) and not config["datasets"][d]["shuffle_maps"]
-    ]
+    return [d for d in DATASETS if is_synthetic(d) and not is_control(d)]
+
+
+def seed_runs(dataset):
+    """The seed replicates of every model on ``dataset``."""
+    if dataset not in SEED_DATASETS:
+        return []
+    return [f"{m}.seed{s}" for m in MODELS for s in SEEDS]
 
 
 def synthetic_runs():
-    """(dataset, model) of every synthetic run, the shuffled controls included."""
-    return [(d, m) for d in DATASETS if is_synthetic(d) for m in MODELS]
+    """(dataset, run) of every synthetic run: the shuffled controls and the seed
+    replicates included."""
+    return [(d, m) for d in DATASETS if is_synthetic(d) for m in MODELS + seed_runs(d)]
 
 
 def get_validation_runs(wildcards):
@@ -126,9 +214,11 @@ def get_validation_runs(wildcards):
 
 
 def get_validation_interactions(wildcards):
-    """Semantic interactions of every synthetic run: the planted pair's rank."""
+    """Semantic interactions of the main synthetic runs: the planted pair's rank."""
     return [
-        f"results/{d}/{m}/semantic_interactions.parquet" for d, m in synthetic_runs()
+        f"results/{d}/{m}/semantic_interactions.parquet"
+        for d, m in synthetic_runs()
+        if m in MODELS
     ]
 
 
@@ -142,34 +232,111 @@ def get_interaction_outputs():
                 f"{base}/interaction_alignment.parquet",
                 f"{base}/basis_interactions.parquet",
                 f"{base}/semantic_interactions.parquet",
-                f"results/{dataset}/figures/semantic_interactions_{model}.png",
             ]
     return outputs
 
 
 def get_validation_labels(wildcards):
     return [
-        {"dataset": d, "model": m, "control": config["datasets"][d]["shuffle_maps"]}
+        {
+            "dataset": d,
+            "model": m,
+            "control": is_control(d),
+            "semantic": (
+                f"results/{d}/{m}/semantic_interactions.parquet"
+                if m in MODELS
+                else None
+            ),
+        }
         for d, m in synthetic_runs()
     ]
 
 
+# ------------------------------------------------------- extended analyses
+def get_failure_scores(wildcards):
+    return f"results/{wildcards.dataset}/{wildcards.model}/image_scores.parquet"
+
+
+def get_progressive_runs(wildcards):
+    """Contributions of every phase-one snapshot of a model, then of its final model."""
+    runs = [f"{wildcards.model}.epoch{e}" for e in SNAPSHOTS] + [wildcards.model]
+    return [f"results/{wildcards.dataset}/{r}/contributions.parquet" for r in runs]
+
+
+def get_progressive_labels(wildcards):
+    return SNAPSHOTS + [None]
+
+
+def get_replicate_runs(wildcards):
+    """Contributions of the main run of every model and of its seed replicates."""
+    return [
+        f"results/{wildcards.dataset}/{r}/contributions.parquet"
+        for m in MODELS
+        for r in [m] + [f"{m}.seed{s}" for s in SEEDS]
+    ]
+
+
+def get_replicate_labels(wildcards):
+    return [{"model": m, "seed": s} for m in MODELS for s in [config["seed"]] + SEEDS]
+
+
+def get_training_data_runs(wildcards):
+    return {
+        "categories": [
+            f"results/{d}/{m}/categories.parquet"
+            for m in MODELS
+            for d in TRAINING_DATASETS
+        ],
+        "contributions": [
+            f"results/{d}/{m}/contributions.parquet"
+            for m in MODELS
+            for d in TRAINING_DATASETS
+        ],
+    }
+
+
+def get_training_data_labels(wildcards):
+    return [{"model": m, "dataset": d} for m in MODELS for d in TRAINING_DATASETS]
+
+
 def get_table_outputs():
+    """Every table and figure: what `snakemake tables` regenerates from artifacts."""
     outputs = []
     for dataset in DATASETS:
+        tables, figures = f"results/{dataset}/tables", f"results/{dataset}/figures"
         outputs += [
-            f"results/{dataset}/tables/metrics.md",
-            f"results/{dataset}/tables/top_semantics.md",
-            f"results/{dataset}/tables/categories.md",
-            f"results/{dataset}/figures/categories.png",
+            f"{tables}/metrics.md",
+            f"{tables}/top_semantics.md",
+            f"{tables}/categories.md",
+            f"{figures}/categories.png",
         ]
-        outputs += [
-            f"results/{dataset}/figures/top_semantics_{model}.png" for model in MODELS
-        ]
+        for model in MODELS:
+            outputs += [
+                f"{figures}/top_semantics_{model}.png",
+                f"{figures}/semantic_interactions_{model}.png",
+                f"{figures}/examples_{model}.png",
+                f"{tables}/failures_{model}.md",
+                f"{figures}/failures_{model}.png",
+                f"{figures}/worst_best_{model}.png",
+            ]
+        if dataset in PROGRESSIVE_DATASETS:
+            for model in MODELS:
+                outputs += [
+                    f"{tables}/progressive_{model}.md",
+                    f"{figures}/progressive_{model}.png",
+                ]
+        if dataset in SEED_DATASETS:
+            outputs += [f"{tables}/seed_stability.md"]
+            outputs += [f"{figures}/seed_replicates_{model}.png" for model in MODELS]
     for dataset in validated_datasets():
         outputs += [
             f"results/{dataset}/tables/validation.md",
             f"results/{dataset}/figures/recovery.png",
+        ]
+    if len(TRAINING_DATASETS) > 1:
+        outputs += ["results/comparison/tables/training_data.md"]
+        outputs += [
+            f"results/comparison/figures/training_data_{model}.png" for model in MODELS
         ]
     return outputs
 

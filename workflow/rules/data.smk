@@ -6,6 +6,7 @@ rule generate_world:
         planted=f"{WORLD}/planted.parquet",
         salicon=directory(f"{WORLD}/salicon"),
         visual_genome=directory(f"{WORLD}/visual_genome"),
+        visual_genome_val=directory(f"{WORLD}/visual_genome_val"),
     log:
         "results/logs/generate_world.log",
     benchmark:
@@ -30,6 +31,7 @@ rule prepare_data:
         val="results/{dataset}/data/val.parquet",
         probe="results/{dataset}/data/probe.parquet",
         concepts="results/{dataset}/data/concepts.parquet",
+        val_concepts="results/{dataset}/data/val_concepts.parquet",
         rejects="results/{dataset}/data/rejects.parquet",
     log:
         "results/logs/{dataset}/prepare_data.log",

@@ -7,11 +7,26 @@ rule make_tables:
         contributions=get_dataset_contributions,
         categories=get_dataset_categories,
     output:
-        metrics_csv="results/{dataset}/tables/metrics.csv",
+        metrics_csv=report(
+            "results/{dataset}/tables/metrics.csv",
+            caption="../report/metrics_table.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
         metrics_md="results/{dataset}/tables/metrics.md",
-        top_csv="results/{dataset}/tables/top_semantics.csv",
+        top_csv=report(
+            "results/{dataset}/tables/top_semantics.csv",
+            caption="../report/top_semantics_table.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
         top_md="results/{dataset}/tables/top_semantics.md",
-        categories_csv="results/{dataset}/tables/categories.csv",
+        categories_csv=report(
+            "results/{dataset}/tables/categories.csv",
+            caption="../report/categories_table.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
         categories_md="results/{dataset}/tables/categories.md",
         categories_png=report(
             "results/{dataset}/figures/categories.png",
@@ -47,12 +62,12 @@ rule validate_recovery:
         interactions=get_validation_interactions,
         planted=f"{WORLD}/planted.parquet",
     output:
-        csv="results/{dataset}/tables/validation.csv",
-        md=report(
-            "results/{dataset}/tables/validation.md",
+        csv=report(
+            "results/{dataset}/tables/validation.csv",
             caption="../report/validation.rst",
             category="Synthetic check",
         ),
+        md="results/{dataset}/tables/validation.md",
         png=report(
             "results/{dataset}/figures/recovery.png",
             caption="../report/recovery.rst",
@@ -74,3 +89,177 @@ rule validate_recovery:
         interaction=config["synthetic"]["interaction"],
     script:
         "../scripts/validate_recovery.py"
+
+
+rule plot_examples:
+    input:
+        examples="results/{dataset}/{model}/examples.parquet",
+        concepts="results/{dataset}/data/concepts.parquet",
+    output:
+        png=report(
+            "results/{dataset}/figures/examples_{model}.png",
+            caption="../report/examples.rst",
+            category="Dissection examples",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/{model}/plot_examples.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/plot_examples.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot_examples.py"
+
+
+rule analyse_failures:
+    input:
+        image_scores=get_failure_scores,
+        val="results/{dataset}/data/val.parquet",
+        val_concepts="results/{dataset}/data/val_concepts.parquet",
+    output:
+        table="results/{dataset}/{model}/failures.parquet",
+        images="results/{dataset}/{model}/failure_images.parquet",
+        csv=report(
+            "results/{dataset}/tables/failures_{model}.csv",
+            caption="../report/failures_table.rst",
+            category="Failure patterns",
+            subcategory="{dataset}",
+        ),
+        md="results/{dataset}/tables/failures_{model}.md",
+        png=report(
+            "results/{dataset}/figures/failures_{model}.png",
+            caption="../report/failures.rst",
+            category="Failure patterns",
+            subcategory="{dataset}",
+        ),
+        examples_png=report(
+            "results/{dataset}/figures/worst_best_{model}.png",
+            caption="../report/worst_best.rst",
+            category="Failure patterns",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/{model}/analyse_failures.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/analyse_failures.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        failures=config["failures"],
+        vocabulary=config["vocabulary"],
+    script:
+        "../scripts/analyse_failures.py"
+
+
+rule track_progress:
+    input:
+        runs=get_progressive_runs,
+        history="results/{dataset}/{model}/phase1/history.parquet",
+    output:
+        csv=report(
+            "results/{dataset}/tables/progressive_{model}.csv",
+            caption="../report/progressive_table.rst",
+            category="Progressive fine-tuning",
+            subcategory="{dataset}",
+        ),
+        md="results/{dataset}/tables/progressive_{model}.md",
+        png=report(
+            "results/{dataset}/figures/progressive_{model}.png",
+            caption="../report/progressive.rst",
+            category="Progressive fine-tuning",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/{model}/track_progress.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/track_progress.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        epochs=get_progressive_labels,
+        top=config["progressive"]["top"],
+    script:
+        "../scripts/track_progress.py"
+
+
+rule compare_seeds:
+    input:
+        runs=get_replicate_runs,
+    output:
+        csv=report(
+            "results/{dataset}/tables/seed_stability.csv",
+            caption="../report/seed_stability.rst",
+            category="Uncertainty",
+            subcategory="{dataset}",
+        ),
+        md="results/{dataset}/tables/seed_stability.md",
+        png=report(
+            expand(
+                "results/{{dataset}}/figures/seed_replicates_{model}.png", model=MODELS
+            ),
+            caption="../report/seed_replicates.rst",
+            category="Uncertainty",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/compare_seeds.log",
+    benchmark:
+        "results/benchmarks/{dataset}/compare_seeds.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        labels=get_replicate_labels,
+        top=config["replicates"]["top"],
+    script:
+        "../scripts/compare_seeds.py"
+
+
+rule compare_training_data:
+    input:
+        unpack(get_training_data_runs),
+    output:
+        csv=report(
+            "results/comparison/tables/training_data.csv",
+            caption="../report/training_data_table.rst",
+            category="Impact of training data",
+        ),
+        md="results/comparison/tables/training_data.md",
+        png=report(
+            expand(
+                "results/comparison/figures/training_data_{model}.png", model=MODELS
+            ),
+            caption="../report/training_data.rst",
+            category="Impact of training data",
+        ),
+    log:
+        "results/logs/comparison/compare_training_data.log",
+    benchmark:
+        "results/benchmarks/comparison/compare_training_data.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        labels=get_training_data_labels,
+        top=config["replicates"]["top"],
+    script:
+        "../scripts/compare_training_data.py"

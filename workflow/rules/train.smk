@@ -23,9 +23,10 @@ rule train_baseline:
     params:
         model=get_model_config,
         train=config["train"]["baseline"],
-        seed=config["seed"],
+        seed=get_run_seed,
         device=config["device"],
         head="plain",
+        snapshots=[],
     script:
         "../scripts/train_saliency.py"
 
@@ -37,6 +38,7 @@ rule train_phase1:
     output:
         model="results/{dataset}/{model}/phase1/model.pt",
         history="results/{dataset}/{model}/phase1/history.parquet",
+        snapshots=get_snapshot_outputs(),
     log:
         "results/logs/{dataset}/{model}/train_phase1.log",
     benchmark:
@@ -51,9 +53,10 @@ rule train_phase1:
     params:
         model=get_model_config,
         train=config["train"]["phase1"],
-        seed=config["seed"],
+        seed=get_run_seed,
         device=config["device"],
         head="factorised",
+        snapshots=SNAPSHOTS,
     script:
         "../scripts/train_saliency.py"
 
@@ -62,7 +65,7 @@ rule train_phase2:
     input:
         train="results/{dataset}/data/train.parquet",
         val="results/{dataset}/data/val.parquet",
-        phase1="results/{dataset}/{model}/phase1/model.pt",
+        phase1=get_phase1_checkpoint,
     output:
         model="results/{dataset}/{model}/phase2/model.pt",
         history="results/{dataset}/{model}/phase2/history.parquet",
@@ -81,7 +84,7 @@ rule train_phase2:
     params:
         model=get_model_config,
         train=config["train"]["phase2"],
-        seed=config["seed"],
+        seed=get_run_seed,
         device=config["device"],
     script:
         "../scripts/train_phase2.py"

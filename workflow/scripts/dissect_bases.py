@@ -9,5 +9,8 @@ pipeline.run_dissection(
     snakemake.params.model,
     snakemake.params.dissection,
     snakemake.output.alignment,
+    snakemake.output.bootstrap,
+    contributions=snakemake.params.contributions,
+    seed=snakemake.params.seed,
     device=snakemake.params.device,
 )

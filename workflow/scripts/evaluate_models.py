@@ -7,6 +7,7 @@ pipeline.run_evaluation(
     snakemake.params.model,
     snakemake.params.evaluation,
     snakemake.output.metrics,
+    snakemake.output.image_scores,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
 )

@@ -1,7 +1,7 @@
-from saldissect import pipeline
+from saldissect import tabulate
 
-pipeline.setup(snakemake.threads, snakemake.log[0])
-pipeline.run_tables(
+tabulate.setup(snakemake.log[0])
+tabulate.run_tables(
     snakemake.input.metrics,
     snakemake.input.contributions,
     snakemake.input.categories,

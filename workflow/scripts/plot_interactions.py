@@ -1,7 +1,7 @@
-from saldissect import pipeline
+from saldissect import tabulate
 
-pipeline.setup(snakemake.threads, snakemake.log[0])
-pipeline.run_interaction_figure(
+tabulate.setup(snakemake.log[0])
+tabulate.run_interaction_figure(
     snakemake.input.semantic,
     snakemake.input.contributions,
     snakemake.output.png,

@@ -13,4 +13,5 @@ pipeline.run_phase1(
     threads=snakemake.threads,
     device=snakemake.params.device,
     head=snakemake.params.head,
+    snapshots=snakemake.params.snapshots,
 )

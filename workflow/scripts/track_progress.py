@@ -1,0 +1,12 @@
+from saldissect import tabulate
+
+tabulate.setup(snakemake.log[0])
+tabulate.run_progressive(
+    list(snakemake.input.runs),
+    snakemake.params.epochs,
+    snakemake.input.history,
+    dict(snakemake.output.items()),
+    title=f"Progressive fine-tuning: {snakemake.wildcards.model} on "
+    f"{snakemake.wildcards.dataset}",
+    top=snakemake.params.top,
+)
