@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
+# Two pytest workers: the Slurm test mostly waits on status checks, so the
+# end-to-end runs use the CPU meanwhile.
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -21,7 +24,7 @@ run: $(STAMP)
 	@echo "Report:  $(BIN)/snakemake --report report.html"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

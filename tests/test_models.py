@@ -55,6 +55,24 @@ def test_full_size_backbone_is_resnet50_with_output_stride_8():
     ours = set(trunk.state_dict())
     theirs = {k for k in reference.state_dict() if not k.startswith("fc.")}
     assert ours == theirs  # ImageNet weights load by name
+    weights = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+    trunk.load_state_dict(weights)  # ... and shape
+
+
+def test_our_bottleneck_computes_what_torchvisions_does():
+    from torchvision.models.resnet import Bottleneck as Reference
+
+    from saldissect.models import Bottleneck
+
+    torch.manual_seed(0)
+    downsample = torch.nn.Sequential(
+        torch.nn.Conv2d(32, 64, 1, stride=2, bias=False), torch.nn.BatchNorm2d(64)
+    )
+    reference = Reference(32, 16, stride=2, downsample=downsample, dilation=2).eval()
+    ours = Bottleneck(32, 16, stride=2, downsample=downsample, dilation=2).eval()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 32, 12, 12)
+    torch.testing.assert_close(ours(x), reference(x))
 
 
 def test_bad_options_are_rejected_at_construction():

@@ -15,6 +15,10 @@ import yaml
 from saldissect import synthetic
 from saldissect.io import SCHEMAS
 
+# One pytest-xdist worker runs the Slurm and real-layout tests (the Slurm run
+# mostly waits), the other the tiny end-to-end run (Makefile: -n 2 --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("cluster")
+
 WORLD = {
     "seed": 3,
     "n_train": 16,
@@ -87,6 +91,8 @@ def dataset(root):
             "salicon": str(root / "salicon"),
             "probe": str(root / "visual_genome"),
             "scene_graphs": "visual_genome",
+            # scene graphs of the validation images, linked by coco_id
+            "val_scene_graphs": str(root / "visual_genome_val"),
         }
     }
 
@@ -100,16 +106,12 @@ def test_salicon_preset_plans_every_stage_for_all_three_models(workflow_dir, rea
         for line in plan.stdout.split("Job stats:")[1].splitlines()[3:]
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    for rule in (
-        "train_baseline",
-        "train_phase1",
-        "train_phase2",
-        "compute_thresholds",
-        "dissect_bases",
-        "score_contributions",
-        "evaluate_models",
-    ):
+    for rule in ("train_baseline", "train_phase1", "evaluate_models", "analyse_failures"):
         assert jobs[rule] == 3, (rule, jobs)  # dinet, salicon, transalnet
+    # ... and each of them again from the preset's 4 phase-one snapshots
+    for rule in ("train_phase2", "compute_thresholds", "dissect_bases", "score_contributions"):
+        assert jobs[rule] == 3 * 5, (rule, jobs)
+    assert jobs["track_progress"] == 3 and "compare_seeds" not in jobs  # no seed replicates
     assert jobs["prepare_data"] == 1 and "generate_world" not in jobs  # no synthetic data
     for model in ("dinet", "salicon", "transalnet"):
         assert f"results/salicon/{model}/baseline/model.pt" in plan.stdout
@@ -126,6 +128,10 @@ def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_lay
         "thresholds": {"batch_size": 8},
         "dissection": {"batch_size": 8},
         "evaluation": {"variants": ["baseline", "phase1", "phase2"], "batch_size": 8},
+        "replicates": {"seeds": []},
+        "progressive": {"epochs": []},
+        "contributions": {"bootstrap": 10},
+        "failures": {"min_images": 1},
     }
     (workflow_dir / "real.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(workflow_dir, "--configfile", "real.yaml")
@@ -151,4 +157,9 @@ def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_lay
     assert {"cc", "sim", "kld", "nss", "auc_judd", "sauc"} <= set(table.columns)
     assert (table["n_images"] == 8).all()
     assert (results / "figures/top_semantics_transalnet.png").exists()
+    # the validation images' scene graphs reach the failure analysis
+    val_concepts = pd.read_parquet(results / "data/val_concepts.parquet")
+    assert val_concepts["image_id"].nunique() == 8
+    failures = pd.read_csv(results / "tables/failures_dinet.csv")
+    assert len(failures) > 0 and (failures["n_worst_images"] == 1).all()
     assert not (workflow_dir / "results/world").exists()  # nothing synthetic was drawn

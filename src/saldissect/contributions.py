@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 CATEGORIES = (
     "action",
@@ -225,6 +224,8 @@ def recovery(
     dissection never credited counts as 0) and sign agreement over concepts
     with |weight| >= ``min_abs_weight`` (a contribution of exactly 0 is wrong).
     """
+    from scipy import stats  # here: scipy.stats takes half a second to import
+
     merged = planted.merge(contribution[["concept", "contribution"]], on="concept", how="left")
     merged["contribution"] = merged["contribution"].fillna(0.0)
     rho, p = stats.spearmanr(merged["weight"], merged["contribution"])
@@ -238,3 +239,27 @@ def recovery(
         "sign_agreement": float(agree.mean()) if len(signed) else float("nan"),
         "min_abs_weight": float(min_abs_weight),
     }
+
+
+def heatmap_concepts(contributions: pd.DataFrame, top: int) -> list[str]:
+    """The ``top`` most positive concepts (strongest first), then the ``top`` most negative."""
+    ranked = contributions[contributions["rank"] != 0]
+    positive = ranked[ranked["rank"].between(1, top)].sort_values("rank")["concept"]
+    negative = ranked[ranked["rank"].between(-top, -1)].sort_values("rank", ascending=False)[
+        "concept"
+    ]
+    return list(positive) + list(negative)
+
+
+def pair_rank(semantic: pd.DataFrame, source: str, target: str) -> tuple[float, int]:
+    """Rank of ``target`` in the row of ``source`` (1 = strongest) and the row's length.
+
+    Ties count against the pair (its rank is the number of targets at least as
+    strong), so a row of zeros, a source no basis credits, ranks it last. NaN
+    when either concept is missing from the table.
+    """
+    row = semantic[semantic["source"] == source]
+    if row.empty or target not in set(row["target"]):
+        return float("nan"), len(row)
+    value = float(row.loc[row["target"] == target, "weight"].iloc[0])
+    return float((row["weight"] >= value).sum()), len(row)

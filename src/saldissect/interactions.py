@@ -48,10 +48,10 @@ from tqdm import tqdm
 
 from saldissect import metrics
 from saldissect.contributions import beta as top_k_beta
+from saldissect.contributions import heatmap_concepts, pair_rank  # noqa: F401
 from saldissect.data import SaliencyDataset, fixation_map, load_fixations, read_saliency_map
 from saldissect.io import load_checkpoint
 from saldissect.models import SaliencyModel
-from saldissect.reporting import heatmap_concepts, pair_rank  # noqa: F401
 from saldissect.train import (
     Trainer,
     cached_loaders,

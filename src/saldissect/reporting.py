@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from saldissect.contributions import CATEGORIES, recovery  # noqa: E402
+from saldissect.contributions import CATEGORIES, heatmap_concepts, recovery  # noqa: E402
 from saldissect.io import read_parquet, write_atomic  # noqa: E402
 
 CATEGORY_COLOURS = dict(
@@ -216,27 +216,3 @@ def plot_interactions(
     colour_bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     colour_bar.set_label("semantic interaction S, each row / its max")
     _save(fig, out)
-
-
-def heatmap_concepts(contributions: pd.DataFrame, top: int) -> list[str]:
-    """The ``top`` most positive concepts (strongest first), then the ``top`` most negative."""
-    ranked = contributions[contributions["rank"] != 0]
-    positive = ranked[ranked["rank"].between(1, top)].sort_values("rank")["concept"]
-    negative = ranked[ranked["rank"].between(-top, -1)].sort_values("rank", ascending=False)[
-        "concept"
-    ]
-    return list(positive) + list(negative)
-
-
-def pair_rank(semantic: pd.DataFrame, source: str, target: str) -> tuple[float, int]:
-    """Rank of ``target`` in the row of ``source`` (1 = strongest) and the row's length.
-
-    Ties count against the pair (its rank is the number of targets at least as
-    strong), so a row of zeros, a source no basis credits, ranks it last. NaN
-    when either concept is missing from the table.
-    """
-    row = semantic[semantic["source"] == source]
-    if row.empty or target not in set(row["target"]):
-        return float("nan"), len(row)
-    value = float(row.loc[row["target"] == target, "weight"].iloc[0])
-    return float((row["weight"] >= value).sum()), len(row)

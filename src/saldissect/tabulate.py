@@ -110,7 +110,7 @@ def _planted_pair_rank(semantic: str | None, interaction: dict | None) -> dict:
     """The planted pair's rank in its row of a semantic interaction table."""
     if not semantic or not interaction or not interaction.get("source"):
         return {"interaction": "none", "interaction_rank": float("nan"), "interaction_row": 0}
-    rank, size = reporting.pair_rank(
+    rank, size = contrib.pair_rank(
         read_parquet(semantic, "semantic_interactions"),
         interaction["source"],
         interaction["target"],

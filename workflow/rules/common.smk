@@ -65,7 +65,9 @@ if SNAPSHOTS and SNAPSHOTS[-1] >= config["train"]["phase1"]["epochs"]:
         f"progressive.epochs {SNAPSHOTS} must be below train.phase1.epochs "
         f"({config['train']['phase1']['epochs']}); the final model is the last point"
     )
-if set(TRAINING_DATASETS) - set(DATASETS) or len(TRAINING_DATASETS) == 1:
+if config["training_data"]["datasets"] and (
+    set(TRAINING_DATASETS) - set(DATASETS) or len(TRAINING_DATASETS) == 1
+):
     config_error(
         f"training_data.datasets {TRAINING_DATASETS} must name at least two of the "
         f"configured datasets ({', '.join(DATASETS)})"
