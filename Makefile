@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
-# Two pytest workers: the Slurm test mostly waits on status checks, so the
-# end-to-end runs use the CPU meanwhile.
+# Two pytest workers, each taking whole test files: the Slurm test mostly
+# waits on status checks, so the end-to-end runs use the CPU meanwhile.
 TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -24,7 +24,7 @@ run: $(STAMP)
 	@echo "Report:  $(BIN)/snakemake --report report.html"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

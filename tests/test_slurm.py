@@ -49,9 +49,7 @@ REQUIRE = os.environ.get("SALDISSECT_REQUIRE_SLURM") == "1"
 TINY_SLURM = {"device": "cpu", "threads": 1, "gpus": 1}
 RUN_TIMEOUT = 600
 
-# One pytest-xdist worker runs the Slurm and real-layout tests (the Slurm run
-# mostly waits), the other the tiny end-to-end run (Makefile: -n 2 --dist loadgroup).
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+pytestmark = pytest.mark.slow
 
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.?$")
 SBATCH = re.compile(r"sbatch call: (sbatch .*)$")

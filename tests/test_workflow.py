@@ -14,10 +14,6 @@ import yaml
 
 from saldissect.io import SCHEMAS
 
-# One pytest-xdist worker runs the Slurm and real-layout tests (the Slurm run
-# mostly waits), the other the tiny end-to-end run (Makefile: -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("workflow")
-
 TINY = """
 synthetic:
   n_train: 48
