@@ -250,8 +250,10 @@ def plot_examples(
             )
             prob = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
             ax.imshow(image)
-            ax.imshow(prob, cmap=MAP_CMAP, norm=norm, alpha=MAP_ALPHA)
             threshold = float(row["threshold"])
+            # opaque from the threshold up, fading out below it: the image stays readable
+            fade = np.clip(prob / max(threshold, 1e-6), 0.0, 1.0)
+            ax.imshow(prob, cmap=MAP_CMAP, norm=norm, alpha=MAP_ALPHA * fade)
             if prob.min() < threshold < prob.max():
                 ax.contour(prob, levels=[threshold], colors="white", linewidths=1.2)
             boxes = concepts[
