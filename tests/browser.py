@@ -76,17 +76,18 @@ def visible_text(dom: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body)))
 
 
-def embedded_images(report: str) -> dict[str, str]:
-    """The PNG data URIs a Snakemake report embeds, by file name."""
+def embedded_images(report: str) -> list[tuple[str, str]]:
+    """The PNG data URIs a Snakemake report embeds: (file name, URI), one per figure
+    (two datasets' figures may share a file name)."""
     pattern = r'"(data:image/png;charset=utf8;filename=([^;"]+);base64,[A-Za-z0-9+/=]+)"'
-    return {name: uri for uri, name in re.findall(pattern, report)}
+    return [(name, uri) for uri, name in re.findall(pattern, report)]
 
 
-def image_check_page(images: dict[str, str], path: Path) -> Path:
+def image_check_page(images: list[tuple[str, str]], path: Path) -> Path:
     """A page that shows every image and, once loaded, writes each one's decoded
-    size (name width height) into <pre id="sizes">."""
+    size (index:name width height) into <pre id="sizes">."""
     tags = "\n".join(
-        f'<img alt="{html.escape(name)}" src="{uri}">' for name, uri in sorted(images.items())
+        f'<img alt="{i}:{html.escape(name)}" src="{uri}">' for i, (name, uri) in enumerate(images)
     )
     script = """
 <pre id="sizes"></pre>
