@@ -59,7 +59,7 @@ def main() -> None:
             table = compute_thresholds(
                 model, val, size, quantile=0.8, bins=10000, batch_size=batch, device=device
             )
-            tau = torch.as_tensor(table["threshold"].to_numpy(), dtype=torch.float32)
+            tau = torch.as_tensor(table["threshold"].to_numpy().copy(), dtype=torch.float32)
             dissect(
                 model,
                 probe,

@@ -120,7 +120,7 @@ def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_lay
         "device": "cpu",
         "datasets": dataset(real_layout),
         "models": MODELS,
-        "train": {"baseline": SHORT, "phase1": SHORT, "phase2": SHORT},
+        "train": {"baseline": SHORT, "phase1": SHORT, "phase2": SHORT, "interaction": SHORT},
         "thresholds": {"batch_size": 8},
         "dissection": {"batch_size": 8},
         "evaluation": {"variants": ["baseline", "phase1", "phase2"], "batch_size": 8},

@@ -32,6 +32,7 @@ models:
 train:
   phase1: {epochs: 2, batch_size: 16, lr: 2.0e-3, schedule: onecycle, hflip: true}
   phase2: {epochs: 2, batch_size: 16, lr: 1.0e-2, weight_decay: 0.0, schedule: onecycle}
+  interaction: {epochs: 2, batch_size: 16, lr: 1.0e-2, weight_decay: 0.0, schedule: onecycle}
 replicates: {seeds: []}
 progressive: {epochs: []}
 """

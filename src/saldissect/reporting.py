@@ -23,8 +23,35 @@ def _model_name(path: str | Path) -> str:
     return Path(path).parent.name
 
 
-def metrics_table(paths: list[str]) -> pd.DataFrame:
-    """One row per (model, variant), one column per metric."""
+def metric_intervals(
+    scores: pd.DataFrame, *, confidence: float = 0.95, replicates: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Percentile bootstrap interval of each metric's mean over the validation images.
+
+    ``scores`` holds per-image scores (variant, image_id, metric, value); images
+    are resampled with replacement ``replicates`` times (the same draws for every
+    variant and metric, so variants are compared on identical resamples).
+    Returns variant, metric, low, high.
+    """
+    rows = []
+    images = sorted(set(scores["image_id"]))
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(images), size=(replicates, len(images)))
+    alpha = (1.0 - confidence) / 2.0
+    for (variant, metric), frame in scores.groupby(["variant", "metric"], sort=True):
+        values = frame.set_index("image_id")["value"].reindex(images).to_numpy(float)
+        means = values[draws].mean(axis=1)
+        low, high = np.quantile(means, [alpha, 1.0 - alpha])
+        rows.append({"variant": variant, "metric": metric, "low": low, "high": high})
+    return pd.DataFrame(rows, columns=["variant", "metric", "low", "high"])
+
+
+def metrics_table(
+    paths: list[str], scores: list[str] | None = None, *, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """One row per (model, variant), one column per metric; with ``scores`` (each
+    model's image_scores.parquet) also ``<metric>_low`` and ``<metric>_high``, the
+    bootstrap interval of the mean over validation images."""
     frames = [read_parquet(p, "metrics").assign(model=_model_name(p)) for p in paths]
     table = (
         pd.concat(frames)
@@ -32,7 +59,39 @@ def metrics_table(paths: list[str]) -> pd.DataFrame:
         .reset_index()
     )
     table.columns.name = None
-    return table
+    if not scores:
+        return table
+    metrics = [c for c in table.columns if c not in ("model", "variant", "n_images")]
+    bounds = pd.concat(
+        [
+            metric_intervals(
+                read_parquet(p, "image_scores"), confidence=confidence, seed=seed
+            ).assign(model=_model_name(p))
+            for p in scores
+        ]
+    )
+    for bound in ("low", "high"):
+        wide = bounds.pivot_table(index=["model", "variant"], columns="metric", values=bound)
+        wide.columns = [f"{m}_{bound}" for m in wide.columns]
+        table = table.merge(wide.reset_index(), on=["model", "variant"], how="left")
+    order = ["model", "variant", "n_images"]
+    order += [c for m in metrics for c in (m, f"{m}_low", f"{m}_high")]
+    return table[order]
+
+
+def with_brackets(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """For Markdown: every ``x`` with ``x_low`` and ``x_high`` becomes "x [low, high]"."""
+    out = table.copy()
+    for column in list(out.columns):
+        if f"{column}_low" in out.columns and f"{column}_high" in out.columns:
+            out[column] = [
+                f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+                for v, lo, hi in zip(
+                    out[column], out[f"{column}_low"], out[f"{column}_high"], strict=True
+                )
+            ]
+            out = out.drop(columns=[f"{column}_low", f"{column}_high"])
+    return out
 
 
 def top_semantics_table(paths: list[str]) -> pd.DataFrame:

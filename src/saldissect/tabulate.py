@@ -13,7 +13,14 @@ import pandas as pd
 
 from saldissect import contributions as contrib
 from saldissect import reporting
-from saldissect.io import SCHEMAS, check_schema, read_parquet, write_parquet, write_table
+from saldissect.io import (
+    SCHEMAS,
+    check_schema,
+    read_parquet,
+    write_atomic,
+    write_parquet,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +55,17 @@ def run_tables(
     out: dict[str, str],
     *,
     dataset: str,
+    image_scores: list[str] | None = None,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> None:
-    """The paper's tables (CSV + Markdown) and figures for one dataset, all models."""
-    write_table(reporting.metrics_table(metrics), out["metrics_csv"], out["metrics_md"])
+    """The paper's tables (CSV + Markdown) and figures for one dataset, all models;
+    the metrics with bootstrap intervals over validation images when ``image_scores``
+    are given (the Markdown shows them as "value [low, high]")."""
+    table = reporting.metrics_table(metrics, image_scores, confidence=confidence, seed=seed)
+    write_atomic(out["metrics_csv"], lambda tmp: table.to_csv(tmp, index=False))
+    markdown = reporting.with_brackets(table).to_markdown(index=False, floatfmt=".3f") + "\n"
+    write_atomic(out["metrics_md"], lambda tmp: tmp.write_text(markdown))
     write_table(reporting.top_semantics_table(contributions), out["top_csv"], out["top_md"])
     write_table(reporting.categories_table(categories), out["categories_csv"], out["categories_md"])
     reporting.plot_categories(

@@ -193,6 +193,10 @@ def get_dataset_metrics(wildcards):
     return get_dataset_runs(wildcards, "metrics.parquet")
 
 
+def get_dataset_image_scores(wildcards):
+    return get_dataset_runs(wildcards, "image_scores.parquet")
+
+
 def validated_datasets():
     """Synthetic datasets that are not controls: their recovery is checked."""
     return [d for d in DATASETS if is_synthetic(d) and not is_control(d)]

@@ -4,6 +4,7 @@
 rule make_tables:
     input:
         metrics=get_dataset_metrics,
+        image_scores=get_dataset_image_scores,
         contributions=get_dataset_contributions,
         categories=get_dataset_categories,
     output:
@@ -52,6 +53,9 @@ rule make_tables:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        confidence=config["contributions"]["confidence"],
+        seed=config["seed"],
     script:
         "../scripts/make_tables.py"
 

@@ -7,4 +7,7 @@ tabulate.run_tables(
     snakemake.input.categories,
     dict(snakemake.output.items()),
     dataset=snakemake.wildcards.dataset,
+    image_scores=list(snakemake.input.image_scores),
+    confidence=snakemake.params.confidence,
+    seed=snakemake.params.seed,
 )
