@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
 	@echo
 	@echo "Tables:  results/synthetic/tables/ (validation.md: recovered vs planted weights)"
-	@echo "Figures: results/synthetic/figures/"
+	@echo "Figures: results/synthetic/figures/ (across datasets: results/comparison/)"
 	@echo "Report:  $(BIN)/snakemake --report report.html"
 
 test: $(STAMP)
