@@ -115,3 +115,14 @@ def test_without_replicates_the_interval_columns_are_nan():
     table, cats = with_intervals(table, cats, empty_bootstrap(), weights, top_k=5, top_n=30)
     assert table[["contribution_low", "normalized_high"]].isna().all().all()
     assert cats["contribution_low"].isna().all()
+
+
+def test_a_replicate_that_aligned_nothing_still_counts():
+    from saldissect.contributions import replicate_contributions
+
+    replicates = pd.DataFrame(
+        {"replicate": [0], "basis": [0], "concept": ["face"], "kind": "object", "value": [0.5]}
+    )
+    weights = pd.DataFrame({"basis": [0], "weight": [2.0]})
+    matrix = replicate_contributions(replicates, weights, ["face"], top_k=5, n_replicates=3)
+    assert matrix.tolist() == [[2.0], [0.0], [0.0]]  # replicates 1 and 2 drew no face image

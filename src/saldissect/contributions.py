@@ -131,14 +131,21 @@ def _scale_categories(sums: np.ndarray) -> np.ndarray:
 
 
 def replicate_contributions(
-    replicates: pd.DataFrame, basis_weights: pd.DataFrame, concepts: list[str], *, top_k: int
+    replicates: pd.DataFrame,
+    basis_weights: pd.DataFrame,
+    concepts: list[str],
+    *,
+    top_k: int,
+    n_replicates: int | None = None,
 ) -> np.ndarray:
     """R x C contributions of ``concepts``, one row per bootstrap replicate.
 
     ``replicates`` holds (replicate, basis, concept, value), at least each
-    basis's ``top_k`` concepts per replicate (`PoissonBootstrap.top_table`).
+    basis's ``top_k`` concepts per replicate (`PoissonBootstrap.top_table`); a
+    replicate without rows (nothing aligned) still counts when ``n_replicates``
+    says how many were drawn.
     """
-    if replicates.empty:
+    if replicates.empty and not n_replicates:
         return np.zeros((0, len(concepts)))
     top = replicates[replicates["value"] > 0].sort_values(
         ["replicate", "basis", "value", "concept"], ascending=[True, True, False, True]
@@ -148,7 +155,8 @@ def replicate_contributions(
     weights = basis_weights.set_index("basis")["weight"].reindex(top["basis"]).to_numpy()
     weighted = (top["value"] / total).to_numpy() * weights
     column = pd.Index(concepts).get_indexer(top["concept"])
-    n_replicates = int(replicates["replicate"].max()) + 1
+    if n_replicates is None:
+        n_replicates = int(replicates["replicate"].max()) + 1
     matrix = np.zeros((n_replicates, len(concepts)))
     keep = column >= 0
     np.add.at(matrix, (top["replicate"].to_numpy()[keep], column[keep]), weighted[keep])
@@ -164,6 +172,7 @@ def with_intervals(
     top_k: int,
     top_n: int,
     confidence: float = 0.95,
+    n_replicates: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add percentile bootstrap intervals to the outputs of `contributions`.
 
@@ -175,7 +184,9 @@ def with_intervals(
     """
     table, categories_table = table.copy(), categories_table.copy()
     concepts = table["concept"].tolist()
-    matrix = replicate_contributions(replicates, basis_weights, concepts, top_k=top_k)
+    matrix = replicate_contributions(
+        replicates, basis_weights, concepts, top_k=top_k, n_replicates=n_replicates
+    )
     if not len(matrix):
         for column in ("contribution_low", "contribution_high"):
             table[column] = np.nan

@@ -22,6 +22,7 @@ from saldissect.evaluation import predict, score
 from saldissect.io import (
     SCHEMAS,
     CheckpointError,
+    check_schema,
     read_parquet,
     write_parquet,
 )
@@ -137,15 +138,12 @@ def prepare_data(
     )
     val_concepts = pd.DataFrame(columns=list(SCHEMAS["concepts"]))
     if paths.get("val_scene_graphs"):
-        val_concepts, problems = index_val_concepts(
-            paths["val_scene_graphs"],
-            val,
-            min_object_count=vocabulary["min_object_count"],
-            min_attribute_count=vocabulary["min_attribute_count"],
-            keep_coco=vocabulary["keep_coco"],
-        )
+        val_concepts, problems = index_val_concepts(paths["val_scene_graphs"], val)
         for file, reason in problems:
             log.warning("validation scene graphs: %s: %s", file, reason)
+        # the dissection's vocabulary (counted on the probe set), not a recount here
+        kept = concepts[["concept", "kind"]].drop_duplicates()
+        val_concepts = check_schema(val_concepts.merge(kept, on=["concept", "kind"]), "concepts")
     log.info(
         "%d of %d validation images have a scene graph (failure analysis)",
         val_concepts["image_id"].nunique(),
@@ -324,6 +322,7 @@ def run_contributions(
         top_k=cfg["top_k"],
         top_n=cfg["top_n"],
         confidence=cfg["confidence"],
+        n_replicates=cfg["bootstrap"],
     )
     n_replicates = replicates["replicate"].nunique()
     log.info(

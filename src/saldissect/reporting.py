@@ -188,7 +188,7 @@ def plot_top_semantics(contributions: str | Path, out: str | Path, title: str) -
 def plot_categories(paths: list[str], out: str | Path, title: str) -> None:
     """Category contributions, models side by side."""
     full = categories_table(paths)
-    models = [c for c in full.columns[1:] if not c.endswith(("_low", "_high"))]
+    models = list(categories_table(paths, intervals=False).columns[1:])
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     width = 0.8 / len(models)
     x = np.arange(len(full))

@@ -217,20 +217,24 @@ def run_progressive(
     *,
     title: str,
     top: int,
+    last_epoch: int,
 ) -> None:
     """Contributions of the phase-one snapshots and of the final model, by epoch.
-    ``epochs`` gives each run's epoch count; None is the final model, whose count
-    is that of the best validation epoch (the model phase one keeps)."""
+    ``epochs`` gives each run's epoch count; None is the final model, placed at
+    ``last_epoch`` (the end of phase one; snapshots come before it) although the
+    model phase one keeps is that of its best validation epoch (named in the title)."""
     from saldissect import comparisons
 
-    final = _best_epoch(history)
     tables = {
-        (final if epoch is None else epoch): read_parquet(path, "contributions")
+        (last_epoch if epoch is None else epoch): read_parquet(path, "contributions")
         for path, epoch in zip(runs, epochs, strict=True)
     }
     table = comparisons.progressive_table(dict(sorted(tables.items())))
     write_table(table, out["csv"], out["md"])
-    title = f"{title}\nlast point: the final model, kept after epoch {final} (best validation CC)"
+    title = (
+        f"{title}\nlast point: the final model (phase one keeps its best validation "
+        f"epoch, {_best_epoch(history)} of {last_epoch})"
+    )
     comparisons.plot_progressive(table, out["png"], title, top=top)
 
 

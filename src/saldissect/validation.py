@@ -370,7 +370,11 @@ def index_val_concepts(
     linked = {}
     for entry in image_data if isinstance(image_data, list) else []:
         coco = entry.get("coco_id") if isinstance(entry, dict) else None
-        if coco is not None and int(coco) in by_number and "image_id" in entry:
+        if (
+            coco is not None
+            and int(coco) in by_number
+            and all(k in entry for k in ("image_id", "height", "width"))
+        ):
             linked[int(entry["image_id"])] = (
                 *by_number[int(coco)],
                 entry["height"],

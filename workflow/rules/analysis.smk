@@ -49,7 +49,7 @@ rule dissect_bases:
     params:
         model=get_model_config,
         dissection=config["dissection"],
-        contributions=config["contributions"],
+        bootstrap=get_bootstrap_settings(),
         seed=get_run_seed,
         device=config["device"],
     script:

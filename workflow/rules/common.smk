@@ -121,6 +121,11 @@ def get_phase1_checkpoint(wildcards):
     return f"results/{wildcards.dataset}/{run['model']}/phase1/epoch{run['epoch']}.pt"
 
 
+def get_bootstrap_settings():
+    """What the dissection's bootstrap needs (other contribution keys do not rerun it)."""
+    return {k: config["contributions"][k] for k in ("bootstrap", "top_k", "score")}
+
+
 def get_snapshot_outputs():
     return expand(
         "results/{{dataset}}/{{model}}/phase1/epoch{epoch}.pt", epoch=SNAPSHOTS

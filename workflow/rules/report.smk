@@ -195,6 +195,7 @@ rule track_progress:
     params:
         epochs=get_progressive_labels,
         top=config["progressive"]["top"],
+        last_epoch=config["train"]["phase1"]["epochs"],
     script:
         "../scripts/track_progress.py"
 

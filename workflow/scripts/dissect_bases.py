@@ -10,7 +10,7 @@ pipeline.run_dissection(
     snakemake.params.dissection,
     snakemake.output.alignment,
     snakemake.output.bootstrap,
-    contributions=snakemake.params.contributions,
+    contributions=snakemake.params.bootstrap,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
 )

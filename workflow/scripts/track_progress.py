@@ -6,7 +6,7 @@ tabulate.run_progressive(
     snakemake.params.epochs,
     snakemake.input.history,
     dict(snakemake.output.items()),
-    title=f"Progressive fine-tuning: {snakemake.wildcards.model} on "
-    f"{snakemake.wildcards.dataset}",
+    title=f"Progressive fine-tuning: {snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
     top=snakemake.params.top,
+    last_epoch=snakemake.params.last_epoch,
 )
