@@ -31,24 +31,13 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from saldissect.io import SCHEMAS  # noqa: E402
 from saldissect.reporting import _save  # noqa: E402
 
 if TYPE_CHECKING:
     import torch
 
-EXAMPLE_COLUMNS = (
-    "concept",
-    "category",
-    "rank",
-    "basis",
-    "image_id",
-    "image_path",
-    "iou",
-    "threshold",
-    "map_height",
-    "map_width",
-    "map",
-)
+EXAMPLE_COLUMNS = SCHEMAS["examples"]
 MAP_CMAP = "jet"
 MAP_ALPHA = 0.5
 BOX_COLOUR = "#39ff14"  # bright green, visible on the jet colours and on photos

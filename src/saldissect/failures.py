@@ -26,19 +26,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-GROUP_COLUMNS = ("image_id", "value", "group")
-ODDS_COLUMNS = (
-    "concept",
-    "category",
-    "n_worst",
-    "n_best",
-    "n_worst_images",
-    "n_best_images",
-    "odds_ratio",
-    "ci_low",
-    "ci_high",
-    "p_value",
-)
+from saldissect.io import SCHEMAS  # noqa: E402
+
+GROUP_COLUMNS = SCHEMAS["failure_images"]
+ODDS_COLUMNS = SCHEMAS["failures"]
 FOREST_XLABEL = "odds ratio, worst vs best images (log scale)"
 EMPTY_MESSAGE = "no concepts in the worst or best images"
 

@@ -26,6 +26,7 @@ from saldissect.io import (
     read_parquet,
     write_parquet,
 )
+from saldissect.tabulate import configure_logging
 from saldissect.train import load_model, pick_device, train_phase2, train_saliency
 from saldissect.validation import (
     InputError,
@@ -40,19 +41,17 @@ log = logging.getLogger(__name__)
 def setup(threads: int, log_path: str | None = None) -> None:
     """Torch threads and logging to the rule's log file (and stderr)."""
     torch.set_num_threads(max(1, threads))
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_path:
-        handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(
-        level=logging.INFO,
-        handlers=handlers,
-        force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_path)
     sys.excepthook = _report_user_errors
 
 
 USER_ERRORS = (InputError, CheckpointError, FileNotFoundError)
+
+
+def _thresholds(path: str) -> torch.Tensor:
+    """The per-basis thresholds of a thresholds.parquet, as a float32 tensor."""
+    values = read_parquet(path, "thresholds")["threshold"].to_numpy(np.float32).copy()
+    return torch.as_tensor(values)
 
 
 def _report_user_errors(kind, error, trace) -> None:
@@ -260,9 +259,7 @@ def run_dissection(
     (each basis's ``contributions["top_k"]`` concepts per replicate)."""
     dev = pick_device(device)
     model = load_model(checkpoint, model_cfg, "factorised", dev)
-    tau = torch.as_tensor(
-        read_parquet(thresholds, "thresholds")["threshold"].to_numpy().copy(), dtype=torch.float32
-    )
+    tau = _thresholds(thresholds)
     probe_table, concept_table = read_parquet(probe, "probe"), read_parquet(concepts, "concepts")
     log.info(
         "dissecting %d bases against %d concepts on %d probe images",
@@ -421,9 +418,7 @@ def run_interaction_analysis(
     dev = pick_device(device)
     frozen = inter.load_frozen(model_cfg, phase1, dev)
     head = inter.load_head(interaction, frozen.n_bases, cfg["dim"], dev)
-    tau = torch.as_tensor(
-        read_parquet(thresholds, "thresholds")["threshold"].to_numpy().copy(), dtype=torch.float32
-    )
+    tau = _thresholds(thresholds)
     sigma = evaluation_cfg["center_bias_sigma"] if evaluation_cfg["center_bias"] else None
     spatial, basis = inter.analyse(
         frozen,
@@ -479,10 +474,7 @@ def run_examples(
         model,
         read_parquet(probe, "probe"),
         read_parquet(concepts, "concepts"),
-        torch.as_tensor(
-            read_parquet(thresholds, "thresholds")["threshold"].to_numpy().copy(),
-            dtype=torch.float32,
-        ),
+        _thresholds(thresholds),
         read_parquet(contributions, "contributions"),
         read_parquet(alignment, "alignment"),
         tuple(model_cfg["input_size"]),

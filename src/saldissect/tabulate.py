@@ -25,9 +25,8 @@ from saldissect.io import (
 log = logging.getLogger(__name__)
 
 
-def setup(log_path: str | None = None) -> None:
-    """Logging to the rule's log file (and stderr); a missing or malformed artifact
-    ends the job with its message, without a traceback."""
+def configure_logging(log_path: str | None = None) -> None:
+    """Log records to the rule's log file and to stderr (every stage's format)."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_path:
         handlers.append(logging.FileHandler(log_path, mode="w"))
@@ -37,6 +36,12 @@ def setup(log_path: str | None = None) -> None:
         force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def setup(log_path: str | None = None) -> None:
+    """Logging to the rule's log file (and stderr); a missing artifact ends the job
+    with its message, without a traceback."""
+    configure_logging(log_path)
     default = sys.excepthook
 
     def report(kind, error, trace):
