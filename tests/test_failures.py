@@ -10,13 +10,13 @@ from scipy import stats
 from saldissect.failures import (
     FOREST_XLABEL,
     ODDS_COLUMNS,
-    _read_rgb,
     forest_rows,
     odds_ratios,
     plot_failures,
     plot_worst_best,
     split_worst_best,
 )
+from saldissect.reporting import read_rgb
 
 Z95 = 1.959963984540054  # norm.ppf(0.975)
 
@@ -203,7 +203,7 @@ def _write_image(path, bgr):
 
 def test_read_rgb_converts_bgr(tmp_path):
     _write_image(tmp_path / "blue.png", (255, 0, 0))  # pure blue in BGR
-    assert _read_rgb(tmp_path / "blue.png")[0, 0].tolist() == [0, 0, 255]
+    assert read_rgb(tmp_path / "blue.png")[0, 0].tolist() == [0, 0, 255]
 
 
 def test_plot_worst_best_writes_grid_and_reports_missing_files(tmp_path):

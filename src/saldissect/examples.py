@@ -32,7 +32,7 @@ from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from saldissect.io import SCHEMAS  # noqa: E402
-from saldissect.reporting import _save  # noqa: E402
+from saldissect.reporting import _save, read_rgb  # noqa: E402
 
 if TYPE_CHECKING:
     import torch
@@ -183,13 +183,6 @@ def collect_examples(
 
 
 # ----------------------------------------------------------------------- figure
-def _read_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: unreadable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def _label(row: pd.Series) -> str:
     return f"{row['concept']} ({int(row['rank']):+d}, basis {int(row['basis'])})"
 
@@ -232,7 +225,7 @@ def plot_examples(
                 ax.axis("off")
                 continue
             row = group.iloc[c]
-            image = _read_rgb(row["image_path"])
+            image = read_rgb(row["image_path"])
             height, width = image.shape[:2]
             small = np.asarray(row["map"], np.float32).reshape(
                 int(row["map_height"]), int(row["map_width"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -217,15 +216,6 @@ def plot_failures(table: pd.DataFrame, out: str | Path, title: str, top: int = 1
     _save(fig, out)
 
 
-def _read_rgb(path: str | Path) -> np.ndarray:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FileNotFoundError(f"image unreadable by OpenCV: {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def worst_best_size(n_columns: int) -> tuple[float, float]:
     """Figure size (inches) of the worst/best grid with ``n_columns`` images per row."""
     return 2.4 * max(n_columns, 1) + 0.4, 5.2
@@ -236,7 +226,7 @@ def plot_worst_best(
 ) -> None:
     """The ``n`` worst images (top row, worst first) and ``n`` best (bottom row, best
     first), each titled with its score. ``images`` has columns image_id, image_path."""
-    from saldissect.reporting import _save
+    from saldissect.reporting import _save, read_rgb
 
     _require(groups, GROUP_COLUMNS, "groups")
     _require(images, ("image_id", "image_path"), "images")
@@ -260,7 +250,7 @@ def plot_worst_best(
             if column >= len(chosen):
                 continue
             record = chosen.iloc[column]
-            ax.imshow(_read_rgb(paths[record["image_id"]]))
+            ax.imshow(read_rgb(paths[record["image_id"]]))
             ax.set_title(f"{record['value']:.3f}", fontsize=9)
     fig.suptitle(title)
     _save(fig, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -160,6 +161,16 @@ def _error_bars(ax, table: pd.DataFrame, column: str, *, horizontal: bool) -> No
         ax.errorbar(
             where[known], value[known], fmt="none", ecolor="black", lw=0.8, capsize=2, **keyword
         )
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as RGB (the figures that show images: examples, worst/best)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"image unreadable by OpenCV: {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _save(fig, path: str | Path) -> None:
