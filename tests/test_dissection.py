@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from saldissect.dissection import BasisHistogram, coverage_masks, intersection_union, iou
+from saldissect.dissection import (
+    BasisHistogram,
+    _counts_float,
+    _counts_int8,
+    coverage_masks,
+    intersection_union,
+    iou,
+)
 
 
 def slow_iou(prob, thresholds, masks):
@@ -32,6 +39,21 @@ def test_iou_matches_the_obvious_loop(seed):
     fast = iou(prob, thresholds, masks)
     assert fast.shape == (3, 7, 5)
     assert torch.allclose(fast, slow_iou(prob, thresholds, masks), atol=1e-6)
+
+
+@pytest.mark.parametrize("counts", [_counts_int8, _counts_float])
+def test_both_count_kernels_give_the_loops_counts(counts):
+    gen = torch.Generator().manual_seed(3)
+    prob = torch.rand(4, 19, 5, 9, generator=gen)
+    thresholds = torch.rand(19, generator=gen)
+    masks = torch.rand(4, 9, 5, 9, generator=gen) > 0.5  # K + 1 = 10: padded to 16 columns
+    masks[:, 4] = False
+    inter, union = counts(prob, thresholds, masks)
+    basis = prob > thresholds.view(1, -1, 1, 1)
+    pairs = basis[:, :, None], masks[:, None]
+    assert inter.dtype == union.dtype == torch.float32
+    assert torch.equal(inter, (pairs[0] & pairs[1]).flatten(3).sum(3).float())
+    assert torch.equal(union, (pairs[0] | pairs[1]).flatten(3).sum(3).float())
 
 
 def test_iou_is_zero_when_union_empty_and_one_when_masks_equal():

@@ -38,7 +38,11 @@ def iou(prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor) -> Tensor:
 def intersection_union(
     prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Intersection and union cell counts, B x N x K each, as one batched matmul."""
+    """Intersection and union cell counts, B x N x K each (float32, exact).
+
+    Counted as matrix products of 0/1 masks: int8 x int8 -> int32 where torch
+    has it for the device (CPU, and CUDA for most shapes), else float32.
+    """
     if prob_maps.ndim != 4 or concept_masks.ndim != 4:
         raise ValueError(
             f"expected B x N x h x w maps and B x K x h x w masks, got "
@@ -52,11 +56,78 @@ def intersection_union(
             f"prob_maps {tuple(prob_maps.shape)} and concept_masks "
             f"{tuple(concept_masks.shape)} differ in batch or grid size"
         )
-    # 0/1 products accumulate exactly in float32 (also under TF32) up to 2**24 cells.
+    if _int8_counts_supported(prob_maps, concept_masks):
+        return _counts_int8(prob_maps, thresholds, concept_masks)
+    return _counts_float(prob_maps, thresholds, concept_masks)
+
+
+def _int8_counts_supported(prob_maps: Tensor, concept_masks: Tensor) -> bool:
+    """Whether ``torch._int_mm`` can take these shapes on this device.
+
+    CPU takes any shape; CUDA wants more than 16 rows and a shared dimension
+    that is a multiple of 8 (the column count is padded here).
+    """
+    if not hasattr(torch, "_int_mm"):
+        return False
+    if prob_maps.device.type == "cpu":
+        return True
+    if prob_maps.device.type == "cuda":
+        cells = prob_maps.shape[2] * prob_maps.shape[3]
+        return prob_maps.shape[1] > 16 and cells % 8 == 0
+    return False
+
+
+def _counts_int8(
+    prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Counts as exact int8 x int8 -> int32 products, one image at a time.
+
+    A bool tensor is an int8 tensor of 0s and 1s, so the thresholded maps go
+    into the product without a conversion pass. An extra all-ones concept
+    column makes the same product count each basis mask's cells. The basis
+    masks of one image stay in cache between the threshold and the product.
+    """
+    n_images, n_bases = prob_maps.shape[:2]
+    n_concepts, cells = concept_masks.shape[1], prob_maps.shape[2] * prob_maps.shape[3]
+    device = prob_maps.device
+    width = -(-(n_concepts + 1) // 8) * 8
+    concept = torch.zeros(n_images, width, cells, dtype=torch.int8, device=device)
+    concept[:, :n_concepts] = concept_masks.flatten(2)
+    concept[:, n_concepts] = 1
+    concept = concept.transpose(1, 2).contiguous()  # B x hw x width
+    counts = torch.empty(n_images, n_bases, width, dtype=torch.int32, device=device)
+    basis = torch.empty(n_bases, cells, dtype=torch.bool, device=device)
+    maps = prob_maps.flatten(2)
+    tau = thresholds.to(maps.dtype).view(-1, 1)
+    # numpy's comparison is vectorised on CPU; torch's bool-output one is not.
+    on_cpu = (
+        device.type == "cpu"
+        and maps.dtype in (torch.float32, torch.float64)
+        and not maps.requires_grad
+    )
+    for image in range(n_images):
+        if on_cpu:
+            np.greater(maps[image].numpy(), tau.numpy(), out=basis.numpy())
+        else:
+            torch.gt(maps[image], tau, out=basis)
+        torch._int_mm(basis.view(torch.int8), concept[image], out=counts[image])
+    inter = counts[:, :, :n_concepts].float()
+    basis_cells = counts[:, :, n_concepts : n_concepts + 1].float()
+    concept_cells = concept_masks.flatten(2).sum(2).float()[:, None, :]
+    return inter, basis_cells + concept_cells - inter
+
+
+def _counts_float(
+    prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Counts as one float32 batched matmul, for devices without int8 products.
+
+    0/1 products accumulate exactly in float32 (also under TF32) up to 2**24 cells.
+    """
     basis = (prob_maps > thresholds.view(1, -1, 1, 1)).flatten(2).float()  # B x N x hw
     concept = concept_masks.flatten(2).float()  # B x K x hw
     inter = torch.bmm(basis, concept.transpose(1, 2))  # B x N x K
-    union = basis.sum(2).float()[:, :, None] + concept.sum(2).float()[:, None, :] - inter
+    union = basis.sum(2)[:, :, None] + concept.sum(2)[:, None, :] - inter
     return inter, union
 
 
