@@ -154,3 +154,30 @@ def test_same_config_and_seed_give_identical_training(splits, tmp_path):
         runs[0][0].drop(columns="seconds"), runs[1][0].drop(columns="seconds")
     )
     assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+def test_epoch_means_are_the_per_image_means(splits, tmp_path):
+    """Scores summed on the device and read once equal the mean over images."""
+    from saldissect.data import SaliencyDataset
+    from saldissect.train import Trainer, build_model, saliency_loss
+
+    val = pd.read_parquet(splits / "val.parquet")
+    torch.manual_seed(0)
+    model = build_model({**MODEL, "weights": "none"}, "factorised")
+    loader = torch.utils.data.DataLoader(SaliencyDataset(val, (64, 80)), batch_size=5)
+    trainer = Trainer(model, model.parameters(), TRAIN, tmp_path, torch.device("cpu"), len(loader))
+
+    def forward(batch):
+        out = model(batch["image"])
+        return out["saliency"], out["prob"]
+
+    means = trainer.run_epoch(loader, forward, False, "val")
+    with torch.no_grad():
+        whole = next(iter(torch.utils.data.DataLoader(loader.dataset, batch_size=len(val))))
+        _, scores = saliency_loss(
+            forward(whole)[0], whole["map"].float(), whole["fixations"].float()
+        )
+    assert len(loader) == 4  # 16 images in batches of 5: the last batch is short
+    for key in ("cc", "nss", "kld", "sim"):
+        assert means[key] == pytest.approx(float(scores[key].mean()), rel=1e-5)
+    assert 0.0 <= trainer.loader_wait < 1.0 and trainer.loader_first >= 0.0
