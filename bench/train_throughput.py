@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import torch
 import yaml
 
@@ -77,6 +78,22 @@ def main() -> None:
                 out = model(batch["image"].to(device, non_blocking=True))
             return out["saliency"].float(), out["prob"]
 
+        # What the workers can deliver: one sample decoded here, single-threaded
+        # as in a worker, times the number of workers.
+        cv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        dataset = train_loader.dataset
+        count = min(50, len(dataset))
+        start = time.perf_counter()
+        for index in range(count):
+            dataset[index]
+        per_sample = (time.perf_counter() - start) / count
+        cv2.setNumThreads(cv_threads)
+        workers = max(train_loader.num_workers, 1)
+        print(
+            f"one sample: {1000 * per_sample:.1f} ms to load; {workers} workers can "
+            f"deliver about {workers / per_sample:,.0f} images/s"
+        )
         print(
             f"{args.model} at {height}x{width}, batch {args.batch_size}, "
             f"{train_loader.num_workers} loader workers, bf16 {args.bf16}, on {device}"

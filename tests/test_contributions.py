@@ -1,7 +1,13 @@
 import pandas as pd
 import pytest
 
-from saldissect.contributions import beta, category_scores, contributions, recovery
+from saldissect.contributions import (
+    beta,
+    category_scores,
+    contributions,
+    pool_controls,
+    recovery,
+)
 
 
 def alignment(rows):
@@ -126,3 +132,50 @@ def test_a_replicate_that_aligned_nothing_still_counts():
     weights = pd.DataFrame({"basis": [0], "weight": [2.0]})
     matrix = replicate_contributions(replicates, weights, ["face"], top_k=5, n_replicates=3)
     assert matrix.tolist() == [[2.0], [0.0], [0.0]]  # replicates 1 and 2 drew no face image
+
+
+def _validation_row(dataset, model, control, spearman, agreement, rank):
+    return {
+        "dataset": dataset,
+        "model": model,
+        "control": control,
+        "n_concepts": 13,
+        "spearman": spearman,
+        "spearman_p": 0.5,
+        "n_signed": 11,
+        "sign_agreement": agreement,
+        "min_abs_weight": 0.3,
+        "interaction": "word -> face",
+        "interaction_rank": rank,
+        "interaction_row": 13,
+    }
+
+
+def test_several_controls_are_pooled_into_their_mean():
+    table = pd.DataFrame(
+        [
+            _validation_row("world", "m", "none", 0.9, 1.0, 1.0),
+            _validation_row("ctl1", "m", "shuffled maps", 0.5, 0.4, 9.0),
+            _validation_row("ctl2", "m", "shuffled maps", -0.1, 0.6, 5.0),
+            _validation_row("ctl3", "m", "shuffled maps", 0.2, 0.5, 7.0),
+            _validation_row("ctl1", "lonely", "shuffled maps", 0.7, 0.5, 2.0),
+        ]
+    )
+    pooled = pool_controls(table)
+    assert len(pooled) == 6  # one pooled row, for the model with several controls
+    row = pooled.iloc[-1]
+    assert (row["dataset"], row["model"], row["control"]) == (
+        "3 controls",
+        "m",
+        "mean of 3 shuffles",
+    )
+    assert row["spearman"] == pytest.approx(0.2)
+    assert row["sign_agreement"] == pytest.approx(0.5)
+    assert row["interaction_rank"] == pytest.approx(7.0)
+    # z = 0.2 * sqrt(3 * 12) = 1.2: two-sided p 0.230
+    assert row["spearman_p"] == pytest.approx(0.2301, abs=1e-3)
+
+
+def test_a_single_control_is_not_pooled():
+    table = pd.DataFrame([_validation_row("ctl", "m", "shuffled maps", 0.4, 0.5, 3.0)])
+    assert pool_controls(table).equals(table)

@@ -94,3 +94,40 @@ def test_unknown_planted_concept_is_named():
         synthetic.validate_weights({"unicorn": 1.0, "sky": 0.0})
     with pytest.raises(ValueError, match="background"):
         synthetic.validate_weights({"face": 1.0})
+
+
+def test_controls_with_other_shuffle_seeds_pair_images_with_other_maps(tmp_path):
+    """Each shuffled control draws its own permutation of maps and fixations."""
+    from saldissect.pipeline import prepare_data
+
+    world = tmp_path / "world"
+    synthetic.write_world(world, {**CFG, "n_train": 12}, progress=False)
+    paths = {
+        "salicon": str(world / "salicon"),
+        "probe": str(world / "visual_genome"),
+        "scene_graphs": "visual_genome",
+        "probe_images": None,
+        "val_scene_graphs": str(world / "visual_genome_val"),
+    }
+    vocabulary = {"min_object_count": 1, "min_attribute_count": 1, "keep_coco": True}
+    tables = {}
+    for name, shuffle in (
+        ("plain", {}),
+        ("first", {"shuffle_maps": True}),
+        ("other", {"shuffle_maps": True, "shuffle_seed": 7}),
+    ):
+        kinds = ("train", "val", "probe", "concepts", "val_concepts", "rejects")
+        out = {kind: str(tmp_path / name / f"{kind}.parquet") for kind in kinds}
+        prepare_data({"source": "synthetic", **shuffle}, vocabulary, paths, out, seed=0)
+        tables[name] = pd.read_parquet(out["train"])
+    plain, first, other = tables["plain"], tables["first"], tables["other"]
+    for control in (first, other):
+        assert list(control["image_path"]) == list(plain["image_path"])
+        assert sorted(control["map_path"]) == sorted(plain["map_path"])
+        # maps and fixations move together
+        assert all(
+            m.split("/")[-1][:-4] == f.split("/")[-1][:-4]
+            for m, f in zip(control["map_path"], control["fixation_path"], strict=True)
+        )
+    assert list(first["map_path"]) != list(plain["map_path"])
+    assert list(other["map_path"]) != list(first["map_path"])

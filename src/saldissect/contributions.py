@@ -16,6 +16,7 @@ and are held fixed.
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -250,6 +251,41 @@ def recovery(
         "sign_agreement": float(agree.mean()) if len(signed) else float("nan"),
         "min_abs_weight": float(min_abs_weight),
     }
+
+
+def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
+    """Add one row per model that has several shuffled controls: their mean.
+
+    One control's Spearman is a single draw from a null whose standard
+    deviation is 1 / sqrt(n - 1) (0.29 for 13 concepts), so one draw says
+    little; the mean of k independent controls has k times less variance.
+    The pooled row's p-value is the two-sided normal approximation
+    ``z = mean * sqrt(k (n - 1))``. Sign agreement and the planted pair's rank
+    are means too. ``table`` has the columns of the validation table.
+    """
+    controls = table[table["control"] == "shuffled maps"]
+    pooled = []
+    for model, rows in controls.groupby("model", sort=False):
+        if len(rows) < 2:
+            continue
+        k, n = len(rows), int(rows["n_concepts"].iloc[0])
+        mean = float(rows["spearman"].mean())
+        z = mean * math.sqrt(k * max(n - 1, 1))
+        pooled.append(
+            {
+                **rows.iloc[0].to_dict(),
+                "dataset": f"{k} controls",
+                "model": model,
+                "control": f"mean of {k} shuffles",
+                "spearman": mean,
+                "spearman_p": math.erfc(abs(z) / math.sqrt(2)),
+                "sign_agreement": float(rows["sign_agreement"].mean()),
+                "interaction_rank": float(rows["interaction_rank"].mean()),
+            }
+        )
+    if not pooled:
+        return table
+    return pd.concat([table, pd.DataFrame(pooled, columns=table.columns)], ignore_index=True)
 
 
 def heatmap_concepts(contributions: pd.DataFrame, top: int) -> list[str]:

@@ -122,7 +122,7 @@ def prepare_data(
         for file, reason in skipped:
             log.warning("  %s: %s", file, reason)
     if dataset_cfg.get("shuffle_maps"):
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(dataset_cfg.get("shuffle_seed", seed))
         for split in (train, val):
             order = rng.permutation(len(split))
             columns = ["map_path", "fixation_path"]

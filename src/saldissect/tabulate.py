@@ -116,7 +116,8 @@ def run_validation(
             result["spearman"],
             result["sign_agreement"],
         )
-    table = check_schema(pd.DataFrame(rows, columns=list(SCHEMAS["validation"])), "validation")
+    table = pd.DataFrame(rows, columns=list(SCHEMAS["validation"]))
+    table = check_schema(contrib.pool_controls(table), "validation")
     write_table(table, out["csv"], out["md"])
     named = {
         f"{label['dataset']}/{label['model']}": path
