@@ -9,6 +9,7 @@ workflow would use for ``--threads``, images decoded from disk every epoch
 the epoch starts, so it weighs on short epochs) and the wait after it.
 
     .venv/bin/python bench/train_throughput.py [--model dinet] [--threads 8] [--bf16]
+    .venv/bin/python bench/train_throughput.py --threads 16 --images 60 --load-only
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--load-only", action="store_true", help="only time the loading (no model, no device)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model_cfg = yaml.safe_load(args.config.read_text())["models"][args.model]
@@ -70,14 +74,6 @@ def main() -> None:
         train = read_salicon_split(Path(scratch) / "salicon", "train")
         val = read_salicon_split(Path(scratch) / "salicon", "val")
         train_loader, _ = _loaders(train, val, (height, width), cfg, args.threads, hflip=True)
-        model = build_model(model_cfg, "factorised").to(device)
-        trainer = Trainer(model, model.parameters(), cfg, Path(scratch), device, len(train_loader))
-
-        def forward(batch):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                out = model(batch["image"].to(device, non_blocking=True))
-            return out["saliency"].float(), out["prob"]
-
         # What the workers can deliver: one sample decoded here, single-threaded
         # as in a worker, times the number of workers.
         cv_threads = cv2.getNumThreads()
@@ -91,9 +87,19 @@ def main() -> None:
         cv2.setNumThreads(cv_threads)
         workers = max(train_loader.num_workers, 1)
         print(
-            f"one sample: {1000 * per_sample:.1f} ms to load; {workers} workers can "
-            f"deliver about {workers / per_sample:,.0f} images/s"
+            f"one {height}x{width} sample: {1000 * per_sample:.1f} ms to load; {workers} "
+            f"workers can deliver about {workers / per_sample:,.0f} images/s"
         )
+        if args.load_only:
+            return
+        model = build_model(model_cfg, "factorised").to(device)
+        trainer = Trainer(model, model.parameters(), cfg, Path(scratch), device, len(train_loader))
+
+        def forward(batch):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                out = model(batch["image"].to(device, non_blocking=True))
+            return out["saliency"].float(), out["prob"]
+
         print(
             f"{args.model} at {height}x{width}, batch {args.batch_size}, "
             f"{train_loader.num_workers} loader workers, bf16 {args.bf16}, on {device}"
