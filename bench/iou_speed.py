@@ -4,7 +4,7 @@ Identical random inputs (B=8 images, N=512 bases, a 60x80 grid, K=30 concepts,
 some of them empty). Prints the largest absolute difference, the speedup over
 the loop, and the kernel's time relative to one read of the probability maps
 (``prob.sum()``), all measured in this run. Also times the float32 matmul
-path that devices without int8 products take.
+path that GPUs take.
 
     .venv/bin/python bench/iou_speed.py [--device cuda]
 """
@@ -85,7 +85,7 @@ def main() -> None:
     )
     print(
         f"float32 matmul counts         {float_kernel:9.4f} s   "
-        f"/ read = {float_kernel / one_read:.2f}  (the path for devices without int8 products)"
+        f"/ read = {float_kernel / one_read:.2f}  (the path GPUs take)"
     )
 
 

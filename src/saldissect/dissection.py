@@ -40,8 +40,8 @@ def intersection_union(
 ) -> tuple[Tensor, Tensor]:
     """Intersection and union cell counts, B x N x K each (float32, exact).
 
-    Counted as matrix products of 0/1 masks: int8 x int8 -> int32 where torch
-    has it for the device (CPU, and CUDA for most shapes), else float32.
+    Counted as matrix products of 0/1 masks: int8 x int8 -> int32 on the CPU,
+    float32 elsewhere.
     """
     if prob_maps.ndim != 4 or concept_masks.ndim != 4:
         raise ValueError(
@@ -56,25 +56,18 @@ def intersection_union(
             f"prob_maps {tuple(prob_maps.shape)} and concept_masks "
             f"{tuple(concept_masks.shape)} differ in batch or grid size"
         )
-    if _int8_counts_supported(prob_maps, concept_masks):
+    if _int8_counts_supported(prob_maps):
         return _counts_int8(prob_maps, thresholds, concept_masks)
     return _counts_float(prob_maps, thresholds, concept_masks)
 
 
-def _int8_counts_supported(prob_maps: Tensor, concept_masks: Tensor) -> bool:
-    """Whether ``torch._int_mm`` can take these shapes on this device.
+def _int8_counts_supported(prob_maps: Tensor) -> bool:
+    """Whether the int8 path runs here: on the CPU, where torch has ``_int_mm``.
 
-    CPU takes any shape; CUDA wants more than 16 rows and a shared dimension
-    that is a multiple of 8 (the column count is padded here).
+    GPUs keep the float32 product (tensor cores); CUDA's int8 product has
+    shape and layout rules of its own and is not timed there yet.
     """
-    if not hasattr(torch, "_int_mm"):
-        return False
-    if prob_maps.device.type == "cpu":
-        return True
-    if prob_maps.device.type == "cuda":
-        cells = prob_maps.shape[2] * prob_maps.shape[3]
-        return prob_maps.shape[1] > 16 and cells % 8 == 0
-    return False
+    return prob_maps.device.type == "cpu" and hasattr(torch, "_int_mm")
 
 
 def _counts_int8(
@@ -98,15 +91,15 @@ def _counts_int8(
     counts = torch.empty(n_images, n_bases, width, dtype=torch.int32, device=device)
     basis = torch.empty(n_bases, cells, dtype=torch.bool, device=device)
     maps = prob_maps.flatten(2)
-    tau = thresholds.to(maps.dtype).view(-1, 1)
-    # numpy's comparison is vectorised on CPU; torch's bool-output one is not.
-    on_cpu = (
-        device.type == "cpu"
-        and maps.dtype in (torch.float32, torch.float64)
+    tau = thresholds.view(-1, 1)
+    # numpy's comparison is vectorised; torch's with a bool output is not.
+    use_numpy = (
+        maps.dtype in (torch.float32, torch.float64)
+        and tau.dtype in (torch.float32, torch.float64)
         and not maps.requires_grad
     )
     for image in range(n_images):
-        if on_cpu:
+        if use_numpy:
             np.greater(maps[image].numpy(), tau.numpy(), out=basis.numpy())
         else:
             torch.gt(maps[image], tau, out=basis)
@@ -120,7 +113,7 @@ def _counts_int8(
 def _counts_float(
     prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Counts as one float32 batched matmul, for devices without int8 products.
+    """Counts as one float32 batched matmul (GPUs, and CPUs without ``_int_mm``).
 
     0/1 products accumulate exactly in float32 (also under TF32) up to 2**24 cells.
     """
