@@ -9,7 +9,7 @@ workflow would use for ``--threads``, images decoded from disk every epoch
 the epoch starts, so it weighs on short epochs) and the wait after it.
 
     .venv/bin/python bench/train_throughput.py [--model dinet] [--threads 8] [--bf16]
-    .venv/bin/python bench/train_throughput.py --threads 16 --images 60 --load-only
+    .venv/bin/python bench/train_throughput.py --threads 16 --images 60 --load-only  # upper bound
 """
 
 from __future__ import annotations

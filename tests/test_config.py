@@ -80,3 +80,29 @@ def test_snakemake_stops_on_a_bad_key(workflow_dir):
     )
     assert result.returncode != 0
     assert "config key 'thresholds.quantile'" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("datasets", "message"),
+    [
+        (
+            "  control: {source: synthetic, shuffle_maps: true}\n"
+            "  control_2: {source: synthetic, shuffle_maps: true, shuffle_seed: 0}\n",
+            "shuffle the same data with the same seed (0)",
+        ),
+        (
+            "  synthetic_2: {source: synthetic, shuffle_seed: 4}\n",
+            "datasets.synthetic_2.shuffle_seed is set but shuffle_maps is false",
+        ),
+    ],
+)
+def test_snakemake_stops_on_controls_that_cannot_differ(workflow_dir, datasets, message):
+    (workflow_dir / "controls.yaml").write_text("datasets:\n" + datasets)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "controls.yaml"],
+        cwd=workflow_dir,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr

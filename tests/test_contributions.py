@@ -179,3 +179,19 @@ def test_several_controls_are_pooled_into_their_mean():
 def test_a_single_control_is_not_pooled():
     table = pd.DataFrame([_validation_row("ctl", "m", "shuffled maps", 0.4, 0.5, 3.0)])
     assert pool_controls(table).equals(table)
+
+
+def test_a_control_without_spearman_does_not_count():
+    """A control that credits nothing has a NaN Spearman: pooled over the others."""
+    table = pd.DataFrame(
+        [
+            _validation_row("ctl1", "m", "shuffled maps", 0.3, 0.5, 3.0),
+            _validation_row("ctl2", "m", "shuffled maps", float("nan"), 0.0, float("nan")),
+            _validation_row("ctl3", "m", "shuffled maps", 0.3, 0.5, 5.0),
+        ]
+    )
+    row = pool_controls(table).iloc[-1]
+    assert row["dataset"] == "2 controls" and row["spearman"] == pytest.approx(0.3)
+    # z = 0.3 * sqrt(2 * 12) = 1.47: two-sided p 0.142
+    assert row["spearman_p"] == pytest.approx(0.1416, abs=1e-3)
+    assert row["sign_agreement"] == pytest.approx(0.5)

@@ -42,14 +42,15 @@ def test_iou_matches_the_obvious_loop(seed):
 
 
 @pytest.mark.parametrize("counts", [_counts_int8, _counts_float])
-def test_both_count_kernels_give_the_loops_counts(counts):
+@pytest.mark.parametrize("grid", [(5, 9), (1, 1)])
+def test_both_count_kernels_give_the_loops_counts(counts, grid):
     gen = torch.Generator().manual_seed(3)
-    prob = torch.rand(4, 19, 5, 9, generator=gen)
-    thresholds = torch.rand(19, generator=gen)
-    masks = torch.rand(4, 9, 5, 9, generator=gen) > 0.5  # K + 1 = 10: padded to 16 columns
+    prob = torch.rand(4, 19, *grid, generator=gen)
+    thresholds = torch.rand(19, generator=gen).requires_grad_()  # e.g. learnt thresholds
+    masks = torch.rand(4, 9, *grid, generator=gen) > 0.5  # K + 1 = 10: padded to 16 columns
     masks[:, 4] = False
     inter, union = counts(prob, thresholds, masks)
-    basis = prob > thresholds.view(1, -1, 1, 1)
+    basis = prob > thresholds.detach().view(1, -1, 1, 1)
     pairs = basis[:, :, None], masks[:, None]
     assert inter.dtype == union.dtype == torch.float32
     assert torch.equal(inter, (pairs[0] & pairs[1]).flatten(3).sum(3).float())

@@ -174,10 +174,19 @@ def test_epoch_means_are_the_per_image_means(splits, tmp_path):
     means = trainer.run_epoch(loader, forward, False, "val")
     with torch.no_grad():
         whole = next(iter(torch.utils.data.DataLoader(loader.dataset, batch_size=len(val))))
-        _, scores = saliency_loss(
-            forward(whole)[0], whole["map"].float(), whole["fixations"].float()
-        )
+        saliency = forward(whole)[0]
+        _, scores = saliency_loss(saliency, whole["map"].float(), whole["fixations"].float())
+        # the loss is a batch mean: the epoch's is the image-weighted mean of the batches'
+        losses = [
+            saliency_loss(
+                saliency[i : i + 5],
+                whole["map"][i : i + 5].float(),
+                whole["fixations"][i : i + 5].float(),
+            )[0]
+            * len(saliency[i : i + 5])
+            for i in range(0, len(val), 5)
+        ]
     assert len(loader) == 4  # 16 images in batches of 5: the last batch is short
     for key in ("cc", "nss", "kld", "sim"):
         assert means[key] == pytest.approx(float(scores[key].mean()), rel=1e-5)
-    assert 0.0 <= trainer.loader_wait < 1.0 and trainer.loader_first >= 0.0
+    assert means["loss"] == pytest.approx(float(sum(losses)) / len(val), rel=1e-5)

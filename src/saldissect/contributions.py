@@ -260,10 +260,13 @@ def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
     deviation is 1 / sqrt(n - 1) (0.29 for 13 concepts), so one draw says
     little; the mean of k independent controls has k times less variance.
     The pooled row's p-value is the two-sided normal approximation
-    ``z = mean * sqrt(k (n - 1))``. Sign agreement and the planted pair's rank
-    are means too. ``table`` has the columns of the validation table.
+    ``z = mean * sqrt(k (n - 1))``, which holds for independent controls:
+    controls of one world share its images, so read it as nominal. Sign
+    agreement and the planted pair's rank are means too. ``table`` has the
+    columns of the validation table.
     """
-    controls = table[table["control"] == "shuffled maps"]
+    # A control that credits no concept has no Spearman: it does not count.
+    controls = table[(table["control"] == "shuffled maps") & np.isfinite(table["spearman"])]
     pooled = []
     for model, rows in controls.groupby("model", sort=False):
         if len(rows) < 2:

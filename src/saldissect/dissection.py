@@ -84,19 +84,19 @@ def _counts_int8(
     n_concepts, cells = concept_masks.shape[1], prob_maps.shape[2] * prob_maps.shape[3]
     device = prob_maps.device
     width = -(-(n_concepts + 1) // 8) * 8
-    concept = torch.zeros(n_images, width, cells, dtype=torch.int8, device=device)
-    concept[:, :n_concepts] = concept_masks.flatten(2)
-    concept[:, n_concepts] = 1
-    concept = concept.transpose(1, 2).contiguous()  # B x hw x width
+    # Built row-major as B x hw x width: _int_mm reads strides as given, and a
+    # transposed view of a one-cell grid would carry strides it misreads.
+    concept = torch.zeros(n_images, cells, width, dtype=torch.int8, device=device)
+    concept[:, :, :n_concepts] = concept_masks.flatten(2).transpose(1, 2)
+    concept[:, :, n_concepts] = 1
     counts = torch.empty(n_images, n_bases, width, dtype=torch.int32, device=device)
     basis = torch.empty(n_bases, cells, dtype=torch.bool, device=device)
-    maps = prob_maps.flatten(2)
-    tau = thresholds.view(-1, 1)
+    maps = prob_maps.detach().flatten(2)  # counts have no gradient
+    tau = thresholds.detach().view(-1, 1)
     # numpy's comparison is vectorised; torch's with a bool output is not.
-    use_numpy = (
-        maps.dtype in (torch.float32, torch.float64)
-        and tau.dtype in (torch.float32, torch.float64)
-        and not maps.requires_grad
+    use_numpy = maps.dtype in (torch.float32, torch.float64) and tau.dtype in (
+        torch.float32,
+        torch.float64,
     )
     for image in range(n_images):
         if use_numpy:

@@ -72,6 +72,22 @@ if config["training_data"]["datasets"] and (
         f"training_data.datasets {TRAINING_DATASETS} must name at least two of the "
         f"configured datasets ({', '.join(DATASETS)})"
     )
+_shuffles = {}
+for _name, _dataset in config["datasets"].items():
+    if "shuffle_seed" in _dataset and not _dataset["shuffle_maps"]:
+        config_error(f"datasets.{_name}.shuffle_seed is set but shuffle_maps is false")
+    if _dataset["shuffle_maps"]:
+        _key = (
+            _dataset["source"],
+            _dataset.get("salicon"),
+            _dataset.get("shuffle_seed", config["seed"]),
+        )
+        if _key in _shuffles:
+            config_error(
+                f"datasets.{_name} and datasets.{_shuffles[_key]} shuffle the same data "
+                f"with the same seed ({_key[2]}); give one of them another shuffle_seed"
+            )
+        _shuffles[_key] = _name
 if config["failures"]["variant"] not in config["evaluation"]["variants"]:
     config_error(
         f"failures.variant {config['failures']['variant']} is not one of "
@@ -110,7 +126,13 @@ def get_model_config(wildcards):
 
 
 def get_run_seed(wildcards):
-    return RUNS[wildcards.model]["seed"]
+    """The run's training seed; a control with its own shuffle_seed trains with it
+    too (its seed replicates keep theirs), so pooled controls differ in both."""
+    run = RUNS[wildcards.model]
+    dataset = config["datasets"][wildcards.dataset]
+    if run["seed"] == config["seed"] and "shuffle_seed" in dataset:
+        return dataset["shuffle_seed"]
+    return run["seed"]
 
 
 def get_phase1_checkpoint(wildcards):
