@@ -70,14 +70,19 @@ def test_every_schema_key_is_documented():
     walk(SCHEMA, "")
 
 
-def test_snakemake_stops_on_a_bad_key(workflow_dir):
-    (workflow_dir / "bad.yaml").write_text("thresholds:\n  quantile: 2.0\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "bad.yaml"],
+def _dry_run(workflow_dir, config_text: str) -> subprocess.CompletedProcess:
+    """``snakemake -n`` in the scratch workflow with ``config_text`` as the config file."""
+    (workflow_dir / "extra.yaml").write_text(config_text)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "extra.yaml"],
         cwd=workflow_dir,
         capture_output=True,
         text=True,
     )
+
+
+def test_snakemake_stops_on_a_bad_key(workflow_dir):
+    result = _dry_run(workflow_dir, "thresholds:\n  quantile: 2.0\n")
     assert result.returncode != 0
     assert "config key 'thresholds.quantile'" in result.stdout + result.stderr
 
@@ -97,12 +102,6 @@ def test_snakemake_stops_on_a_bad_key(workflow_dir):
     ],
 )
 def test_snakemake_stops_on_controls_that_cannot_differ(workflow_dir, datasets, message):
-    (workflow_dir / "controls.yaml").write_text("datasets:\n" + datasets)
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "controls.yaml"],
-        cwd=workflow_dir,
-        capture_output=True,
-        text=True,
-    )
+    result = _dry_run(workflow_dir, "datasets:\n" + datasets)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
