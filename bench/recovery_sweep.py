@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from saldissect.contributions import pool_controls, recovery
+from saldissect.tabulate import run_validation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,8 @@ def run_world(label: str, config: dict, cores: int, keep: Path | None) -> pd.Dat
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, scratch / name)
     (scratch / "world.yaml").write_text(yaml.safe_dump(config))
-    models = list(yaml.safe_load((ROOT / "config/config.yaml").read_text())["models"])
+    default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    models = list(default["models"])
     runs = [(d, m) for d in config["datasets"] for m in models]
     targets = [f"results/{d}/{m}/contributions.parquet" for d, m in runs]
     start = time.perf_counter()
@@ -77,23 +78,20 @@ def run_world(label: str, config: dict, cores: int, keep: Path | None) -> pd.Dat
     )
     if result.returncode != 0:
         raise RuntimeError(f"{label} failed in {scratch}:\n{result.stderr[-2000:]}")
-    planted = pd.read_parquet(scratch / "results/world/planted.parquet")
-    rows = []
-    for dataset, model in runs:
-        contribution = pd.read_parquet(scratch / f"results/{dataset}/{model}/contributions.parquet")
-        control = config["datasets"][dataset].get("shuffle_maps", False)
-        rows.append(
-            {
-                "dataset": dataset,
-                "model": model,
-                "control": "shuffled maps" if control else "none",
-                **recovery(contribution, planted),
-                "interaction": "none",
-                "interaction_rank": float("nan"),
-                "interaction_row": 0,
-            }
-        )
-    table = pool_controls(pd.DataFrame(rows))
+    # The workflow's own validation table (pooled controls included), without
+    # the planted pair's rank, which would need interaction training.
+    labels = [
+        {"dataset": d, "model": m, "control": config["datasets"][d].get("shuffle_maps", False)}
+        for d, m in runs
+    ]
+    out = {kind: str(scratch / f"validation.{kind}") for kind in ("csv", "md", "png")}
+    table = run_validation(
+        [str(scratch / target) for target in targets],
+        labels,
+        str(scratch / "results/world/planted.parquet"),
+        out,
+        min_abs_weight=default["validation"]["min_abs_weight"],
+    )
     table.insert(0, "world", label)
     table["minutes"] = (time.perf_counter() - start) / 60
     if keep:

@@ -72,6 +72,13 @@ if config["training_data"]["datasets"] and (
         f"training_data.datasets {TRAINING_DATASETS} must name at least two of the "
         f"configured datasets ({', '.join(DATASETS)})"
     )
+
+
+def shuffle_seed(dataset):
+    """A control's seed: its permutation and its models' training (default: the top-level seed)."""
+    return config["datasets"][dataset].get("shuffle_seed", config["seed"])
+
+
 _shuffles = {}
 for _name, _dataset in config["datasets"].items():
     if "shuffle_seed" in _dataset and not _dataset["shuffle_maps"]:
@@ -80,7 +87,7 @@ for _name, _dataset in config["datasets"].items():
         _key = (
             _dataset["source"],
             _dataset.get("salicon"),
-            _dataset.get("shuffle_seed", config["seed"]),
+            shuffle_seed(_name),
         )
         if _key in _shuffles:
             config_error(
@@ -129,9 +136,8 @@ def get_run_seed(wildcards):
     """The run's training seed; a control with its own shuffle_seed trains with it
     too (its seed replicates keep theirs), so pooled controls differ in both."""
     run = RUNS[wildcards.model]
-    dataset = config["datasets"][wildcards.dataset]
-    if run["seed"] == config["seed"] and "shuffle_seed" in dataset:
-        return dataset["shuffle_seed"]
+    if run["seed"] == config["seed"] and is_control(wildcards.dataset):
+        return shuffle_seed(wildcards.dataset)
     return run["seed"]
 
 
