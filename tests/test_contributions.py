@@ -66,6 +66,7 @@ def test_recovery_counts_missing_concepts_as_zero_and_wrong_sign():
     result = recovery(recovered, planted)
     assert result["n_signed"] == 2
     assert result["sign_agreement"] == 0.5  # b was never credited
+    assert result["wrong_signs"] == "b -1.00 -> +0.00"
     assert result["spearman"] == pytest.approx(1.0)  # ranks agree: b (0) < c (0.5) < a (2)
 
 
@@ -145,6 +146,7 @@ def _validation_row(dataset, model, control, spearman, agreement, rank):
         "n_signed": 11,
         "sign_agreement": agreement,
         "min_abs_weight": 0.3,
+        "wrong_signs": "" if control == "none" else "sky -0.70 -> +0.20",
         "interaction": "word -> face",
         "interaction_rank": rank,
         "interaction_row": 13,
@@ -172,6 +174,7 @@ def test_several_controls_are_pooled_into_their_mean():
     assert row["spearman"] == pytest.approx(0.2)
     assert row["sign_agreement"] == pytest.approx(0.5)
     assert row["interaction_rank"] == pytest.approx(7.0)
+    assert row["wrong_signs"] == ""  # one control's misses are not the pool's
     # z = 0.2 * sqrt(3 * 12) = 1.2: two-sided p 0.230
     assert row["spearman_p"] == pytest.approx(0.2301, abs=1e-3)
 

@@ -234,7 +234,8 @@ def recovery(
 
     Spearman rank correlation over all planted concepts (a concept the
     dissection never credited counts as 0) and sign agreement over concepts
-    with |weight| >= ``min_abs_weight`` (a contribution of exactly 0 is wrong).
+    with |weight| >= ``min_abs_weight`` (a contribution of exactly 0 is wrong);
+    ``wrong_signs`` names those signed wrong, e.g. ``wall +0.30 -> -0.18``.
     """
     from scipy import stats  # here: scipy.stats takes half a second to import
 
@@ -243,6 +244,7 @@ def recovery(
     rho, p = stats.spearmanr(merged["weight"], merged["contribution"])
     signed = merged[merged["weight"].abs() >= min_abs_weight]
     agree = np.sign(signed["weight"]) == np.sign(signed["contribution"])
+    wrong = signed[~agree]
     return {
         "n_concepts": len(merged),
         "spearman": float(rho),
@@ -250,6 +252,12 @@ def recovery(
         "n_signed": len(signed),
         "sign_agreement": float(agree.mean()) if len(signed) else float("nan"),
         "min_abs_weight": float(min_abs_weight),
+        "wrong_signs": ", ".join(
+            f"{c} {w:+.2f} -> {v:+.2f}"
+            for c, w, v in zip(
+                wrong["concept"], wrong["weight"], wrong["contribution"], strict=True
+            )
+        ),
     }
 
 
@@ -283,6 +291,7 @@ def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
                 "spearman": mean,
                 "spearman_p": math.erfc(abs(z) / math.sqrt(2)),
                 "sign_agreement": float(rows["sign_agreement"].mean()),
+                "wrong_signs": "",
                 "interaction_rank": float(rows["interaction_rank"].mean()),
             }
         )

@@ -86,6 +86,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "n_signed",
         "sign_agreement",
         "min_abs_weight",
+        "wrong_signs",
         "interaction",
         "interaction_rank",
         "interaction_row",
