@@ -2,13 +2,18 @@
 
 Runs the workflow up to the contributions (real run + several shuffled
 controls, each with its own permutation) on several synthetic worlds: other
-world/model seeds and permutations of the planted weights, each in its own
-scratch copy of the workflow. Prints, per world, Spearman and sign agreement
-of the real run, of every control, and of the controls' mean (the pooled row
-of the validation table: one control is a single draw from a null with
-standard deviation 1 / sqrt(n - 1), 0.29 for 13 concepts).
+world/model seeds, permutations of the planted weights, and the default world
+trained with other model seeds (the seed replicates of `make run`), each in its
+own scratch copy of the workflow. Prints, per world, Spearman and sign
+agreement of the real run, of every control, and of the controls' mean (the
+pooled row of the validation table: one control is a single draw from a null
+with standard deviation 1 / sqrt(n - 1), 0.29 for 13 concepts), then every
+concept with |weight| >= validation.min_abs_weight whose sign came out wrong.
 
     .venv/bin/python bench/recovery_sweep.py --seeds 0 1 2 --permutations 1 2 --controls 3
+
+``--set key=value`` (dotted key, YAML value, repeatable) changes the embedded
+default for every world, e.g. ``--set models.dinet_small.n_bases=128``.
 """
 
 from __future__ import annotations
@@ -32,16 +37,50 @@ from saldissect.tabulate import run_validation
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def world_config(seed: int, permutation: int | None, controls: int = 1) -> dict:
-    """The embedded default with another world and model seed, or permuted weights,
-    and ``controls`` shuffled controls (the first uses the top-level seed)."""
-    default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+def default_config(overrides: list[str] = ()) -> dict:
+    """config/config.yaml with ``key.path=value`` overrides (values parsed as YAML)."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item}: expected key.path=value")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise SystemExit(f"--set {item}: {part} is not a section of config/config.yaml")
+            node = node[part]
+        node[leaf] = yaml.safe_load(value)
+        if isinstance(node[leaf], str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+            try:
+                node[leaf] = float(node[leaf])
+            except ValueError:
+                pass
+    return config
+
+
+def world_config(
+    seed: int,
+    permutation: int | None,
+    controls: int = 1,
+    *,
+    model_seed: int | None = None,
+    default: dict | None = None,
+) -> dict:
+    """The embedded default with another world and model seed (``model_seed``
+    apart, when given), or permuted weights, and ``controls`` shuffled controls
+    (the first uses the top-level seed)."""
+    default = default or default_config()
     weights = default["synthetic"]["weights"]
     if permutation is not None:
         names = sorted(weights)
         values = np.random.default_rng(permutation).permutation([weights[n] for n in names])
         weights = {n: float(v) for n, v in zip(names, values, strict=True)}
-    datasets = dict(default["datasets"])
+    datasets = {
+        name: dataset
+        for name, dataset in default["datasets"].items()
+        if controls or not dataset.get("shuffle_maps")
+    }
     for index in range(1, controls):
         datasets[f"synthetic_shuffled_{index + 1}"] = {
             "source": "synthetic",
@@ -49,7 +88,8 @@ def world_config(seed: int, permutation: int | None, controls: int = 1) -> dict:
             "shuffle_seed": seed + 1000 * index,
         }
     return {
-        "seed": seed,
+        **default,
+        "seed": seed if model_seed is None else model_seed,
         "datasets": datasets,
         # only the main runs: no seed replicates or phase-one snapshots
         "replicates": {**default["replicates"], "seeds": []},
@@ -64,8 +104,7 @@ def run_world(label: str, config: dict, cores: int, keep: Path | None) -> pd.Dat
         source = ROOT / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, scratch / name)
     (scratch / "world.yaml").write_text(yaml.safe_dump(config))
-    default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    models = list(default["models"])
+    models = list(config["models"])
     runs = [(d, m) for d in config["datasets"] for m in models]
     targets = [f"results/{d}/{m}/contributions.parquet" for d, m in runs]
     start = time.perf_counter()
@@ -90,7 +129,7 @@ def run_world(label: str, config: dict, cores: int, keep: Path | None) -> pd.Dat
         labels,
         str(scratch / "results/world/planted.parquet"),
         out,
-        min_abs_weight=default["validation"]["min_abs_weight"],
+        min_abs_weight=config["validation"]["min_abs_weight"],
     )
     table.insert(0, "world", label)
     table["minutes"] = (time.perf_counter() - start) / 60
@@ -104,18 +143,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--permutations", type=int, nargs="*", default=[1, 2])
+    parser.add_argument(
+        "--model-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="the default world, these model seeds",
+    )
     parser.add_argument("--controls", type=int, default=3, help="shuffled controls per world")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="worlds run at once")
     parser.add_argument("--keep", type=Path, help="copy each world's results here")
     args = parser.parse_args()
-    worlds = {f"seed{s}": world_config(s, None, args.controls) for s in args.seeds}
-    worlds |= {f"perm{p}": world_config(0, p, args.controls) for p in args.permutations}
+    default = default_config(args.set)
+    worlds = {f"seed{s}": world_config(s, None, args.controls, default=default) for s in args.seeds}
+    worlds |= {
+        f"perm{p}": world_config(0, p, args.controls, default=default) for p in args.permutations
+    }
+    worlds |= {
+        f"model{m}": world_config(0, None, args.controls, model_seed=m, default=default)
+        for m in args.model_seeds
+    }
     cores = max(1, len(os.sched_getaffinity(0)) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         tables = list(pool.map(lambda item: run_world(*item, cores, args.keep), worlds.items()))
     table = pd.concat(tables, ignore_index=True)
     columns = ["world", "dataset", "control", "spearman", "spearman_p", "sign_agreement"]
     print(table[columns + ["n_signed", "minutes"]].to_markdown(index=False, floatfmt=".3f"))
+    real = table[(table["control"] == "none") & (table["wrong_signs"] != "")]
+    for row in real.itertuples():
+        print(f"{row.world} {row.dataset}: {row.wrong_signs}")
 
 
 if __name__ == "__main__":
