@@ -98,7 +98,10 @@ def world_config(
     }
 
 
-def run_world(label: str, config: dict, cores: int, keep: Path | None) -> pd.DataFrame:
+def run_world(
+    label: str, config: dict, cores: int, keep: Path | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validation table of one world and its real runs' concepts (planted vs recovered)."""
     scratch = Path(tempfile.mkdtemp(prefix=f"sweep-{label}-"))
     for name in ("Snakefile", "workflow", "config", "envs"):
         source = ROOT / name
@@ -133,10 +136,48 @@ def run_world(label: str, config: dict, cores: int, keep: Path | None) -> pd.Dat
     )
     table.insert(0, "world", label)
     table["minutes"] = (time.perf_counter() - start) / 60
+    planted = pd.read_parquet(scratch / "results/world/planted.parquet")
+    concepts = pd.concat(
+        [
+            planted.merge(
+                pd.read_parquet(scratch / target)[["concept", "contribution"]],
+                on="concept",
+                how="left",
+            )
+            .fillna({"contribution": 0.0})
+            .assign(world=label, dataset=d, model=m)
+            for target, (d, m), run in zip(targets, runs, labels, strict=True)
+            if not run["control"]
+        ],
+        ignore_index=True,
+    )
     if keep:
         shutil.copytree(scratch / "results", keep / label, dirs_exist_ok=True)
+        concepts.to_csv(keep / label / "concepts.csv", index=False)
     shutil.rmtree(scratch)
-    return table
+    return table, concepts
+
+
+def sign_errors(concepts: pd.DataFrame, min_abs_weight: float) -> pd.DataFrame:
+    """Wrong signs by concept kind, planted sign and |weight| (real runs only)."""
+    signed = concepts[concepts["weight"].abs() >= min_abs_weight].copy()
+    signed["sign"] = np.where(signed["weight"] > 0, "+", "-")
+    signed["abs_weight"] = pd.cut(
+        signed["weight"].abs(),
+        [min_abs_weight - 1e-9, 0.45, 0.65, np.inf],
+        labels=[f"{min_abs_weight:g}-0.4", "0.5-0.6", ">= 0.7"],
+    )
+    signed["wrong"] = np.sign(signed["weight"]) != np.sign(signed["contribution"])
+    signed["never_credited"] = signed["contribution"] == 0
+    return (
+        signed.groupby(["kind", "sign", "abs_weight"], observed=True)
+        .agg(
+            n=("wrong", "size"),
+            wrong=("wrong", "sum"),
+            never_credited=("never_credited", "sum"),
+        )
+        .reset_index()
+    )
 
 
 def main() -> None:
@@ -156,7 +197,23 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=2, help="worlds run at once")
     parser.add_argument("--keep", type=Path, help="copy each world's results here")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        nargs="+",
+        metavar="KEPT",
+        help="run nothing: the wrong signs by kind over the concepts.csv of earlier --keep runs",
+    )
     args = parser.parse_args()
+    min_abs_weight = default_config()["validation"]["min_abs_weight"]
+    if args.summarise:
+        found = sorted(f for folder in args.summarise for f in folder.glob("*/concepts.csv"))
+        if not found:
+            raise SystemExit(f"no */concepts.csv under {[str(f) for f in args.summarise]}")
+        concepts = pd.concat([pd.read_csv(f) for f in found], ignore_index=True)
+        print(f"{len(found)} runs")
+        print(sign_errors(concepts, min_abs_weight).to_markdown(index=False))
+        return
     default = default_config(args.set)
     worlds = {f"seed{s}": world_config(s, None, args.controls, default=default) for s in args.seeds}
     worlds |= {
@@ -168,13 +225,15 @@ def main() -> None:
     }
     cores = max(1, len(os.sched_getaffinity(0)) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
-        tables = list(pool.map(lambda item: run_world(*item, cores, args.keep), worlds.items()))
-    table = pd.concat(tables, ignore_index=True)
+        results = list(pool.map(lambda item: run_world(*item, cores, args.keep), worlds.items()))
+    table = pd.concat([result[0] for result in results], ignore_index=True)
+    concepts = pd.concat([result[1] for result in results], ignore_index=True)
     columns = ["world", "dataset", "control", "spearman", "spearman_p", "sign_agreement"]
     print(table[columns + ["n_signed", "minutes"]].to_markdown(index=False, floatfmt=".3f"))
     real = table[(table["control"] == "none") & (table["wrong_signs"] != "")]
     for row in real.itertuples():
         print(f"{row.world} {row.dataset}: {row.wrong_signs}")
+    print(sign_errors(concepts, min_abs_weight).to_markdown(index=False))
 
 
 if __name__ == "__main__":
