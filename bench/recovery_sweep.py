@@ -205,7 +205,8 @@ def main() -> None:
         help="run nothing: the wrong signs by kind over the concepts.csv of earlier --keep runs",
     )
     args = parser.parse_args()
-    min_abs_weight = default_config()["validation"]["min_abs_weight"]
+    default = default_config(args.set)
+    min_abs_weight = default["validation"]["min_abs_weight"]
     if args.summarise:
         found = sorted(f for folder in args.summarise for f in folder.glob("*/concepts.csv"))
         if not found:
@@ -214,7 +215,6 @@ def main() -> None:
         print(f"{len(found)} runs")
         print(sign_errors(concepts, min_abs_weight).to_markdown(index=False))
         return
-    default = default_config(args.set)
     worlds = {f"seed{s}": world_config(s, None, args.controls, default=default) for s in args.seeds}
     worlds |= {
         f"perm{p}": world_config(0, p, args.controls, default=default) for p in args.permutations
