@@ -162,10 +162,13 @@ def sign_errors(concepts: pd.DataFrame, min_abs_weight: float) -> pd.DataFrame:
     """Wrong signs by concept kind, planted sign and |weight| (real runs only)."""
     signed = concepts[concepts["weight"].abs() >= min_abs_weight].copy()
     signed["sign"] = np.where(signed["weight"] > 0, "+", "-")
+    edges = [min_abs_weight, *(e for e in (0.45, 0.65) if e > min_abs_weight)]
+    labels = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges, edges[1:], strict=False)]
     signed["abs_weight"] = pd.cut(
         signed["weight"].abs(),
-        [min_abs_weight - 1e-9, 0.45, 0.65, np.inf],
-        labels=[f"{min_abs_weight:g}-0.4", "0.5-0.6", ">= 0.7"],
+        [*edges, np.inf],
+        right=False,
+        labels=[*labels, f">= {edges[-1]:g}"],
     )
     signed["wrong"] = np.sign(signed["weight"]) != np.sign(signed["contribution"])
     signed["never_credited"] = signed["contribution"] == 0
