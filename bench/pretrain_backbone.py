@@ -31,6 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from saldissect import synthetic
+from saldissect.dissection import coverage_masks
 from saldissect.models import IMAGENET_MEAN, IMAGENET_STD, ResNetBackbone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,15 +49,11 @@ def draw(n: int, cfg: dict, stride: int, min_cover: float, seed: int):
     for i in tqdm(range(n), desc="drawing", unit="image"):
         scene = synthetic.draw_scene(rng, dict.fromkeys(names, 0.0), cfg)
         images[i] = scene.image
+        boxes = [[] for _ in names]  # each concept's boxes; an attribute takes its object's
         for obj in scene.objects:
-            x, y, w, h = obj["box"]
-            box = np.zeros((height, width), np.float32)
-            box[y : y + h, x : x + w] = 1.0
-            cover = box[: rows * stride, : cols * stride].reshape(rows, stride, cols, stride)
-            cell = (cover.mean(axis=(1, 3)) >= min_cover).astype(np.float32)
             for concept in (obj["name"], *obj["attributes"]):
-                k = names.index(concept)
-                masks[i, k] = np.maximum(masks[i, k], cell)
+                boxes[names.index(concept)].append(obj["box"])
+        masks[i] = coverage_masks(boxes, (height, width), (rows, cols), min_cover).numpy()
     return images, masks, names
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from saldissect.contributions import planted_vs_recovered
 from saldissect.tabulate import run_validation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,13 +140,9 @@ def run_world(
     planted = pd.read_parquet(scratch / "results/world/planted.parquet")
     concepts = pd.concat(
         [
-            planted.merge(
-                pd.read_parquet(scratch / target)[["concept", "contribution"]],
-                on="concept",
-                how="left",
+            planted_vs_recovered(pd.read_parquet(scratch / target), planted).assign(
+                world=label, dataset=d, model=m
             )
-            .fillna({"contribution": 0.0})
-            .assign(world=label, dataset=d, model=m)
             for target, (d, m), run in zip(targets, runs, labels, strict=True)
             if not run["control"]
         ],

@@ -227,6 +227,13 @@ def category_scores(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"category": list(CATEGORIES), "contribution": scaled.to_numpy()})
 
 
+def planted_vs_recovered(contribution: pd.DataFrame, planted: pd.DataFrame) -> pd.DataFrame:
+    """The planted table with each concept's recovered ``contribution`` (0 if never credited)."""
+    merged = planted.merge(contribution[["concept", "contribution"]], on="concept", how="left")
+    merged["contribution"] = merged["contribution"].fillna(0.0)
+    return merged
+
+
 def recovery(
     contribution: pd.DataFrame, planted: pd.DataFrame, *, min_abs_weight: float = 0.3
 ) -> dict:
@@ -239,8 +246,7 @@ def recovery(
     """
     from scipy import stats  # here: scipy.stats takes half a second to import
 
-    merged = planted.merge(contribution[["concept", "contribution"]], on="concept", how="left")
-    merged["contribution"] = merged["contribution"].fillna(0.0)
+    merged = planted_vs_recovered(contribution, planted)
     rho, p = stats.spearmanr(merged["weight"], merged["contribution"])
     signed = merged[merged["weight"].abs() >= min_abs_weight]
     agree = np.sign(signed["weight"]) == np.sign(signed["contribution"])
