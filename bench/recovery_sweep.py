@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from saldissect.contributions import planted_vs_recovered
+from saldissect.contributions import READOUTS, planted_vs_recovered
 from saldissect.tabulate import run_validation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,10 +140,11 @@ def run_world(
     planted = pd.read_parquet(scratch / "results/world/planted.parquet")
     concepts = pd.concat(
         [
-            planted_vs_recovered(pd.read_parquet(scratch / target), planted).assign(
-                world=label, dataset=d, model=m
+            planted_vs_recovered(pd.read_parquet(scratch / target), planted, column).assign(
+                world=label, dataset=d, model=m, readout=readout
             )
             for target, (d, m), run in zip(targets, runs, labels, strict=True)
+            for readout, column in READOUTS.items()
             if not run["control"]
         ],
         ignore_index=True,
@@ -156,8 +157,11 @@ def run_world(
 
 
 def sign_errors(concepts: pd.DataFrame, min_abs_weight: float) -> pd.DataFrame:
-    """Wrong signs by concept kind, planted sign and |weight| (real runs only)."""
+    """Wrong signs by readout, concept kind, planted sign and |weight| (real runs
+    only; kept runs from before the contrast readout count as top-k IoU)."""
     signed = concepts[concepts["weight"].abs() >= min_abs_weight].copy()
+    if "readout" not in signed:
+        signed["readout"] = "top-k IoU"
     signed["sign"] = np.where(signed["weight"] > 0, "+", "-")
     edges = [min_abs_weight, *(e for e in (0.45, 0.65) if e > min_abs_weight)]
     labels = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges, edges[1:], strict=False)]
@@ -170,7 +174,7 @@ def sign_errors(concepts: pd.DataFrame, min_abs_weight: float) -> pd.DataFrame:
     signed["wrong"] = np.sign(signed["weight"]) != np.sign(signed["contribution"])
     signed["never_credited"] = signed["contribution"] == 0
     return (
-        signed.groupby(["kind", "sign", "abs_weight"], observed=True)
+        signed.groupby(["readout", "kind", "sign", "abs_weight"], observed=True)
         .agg(
             n=("wrong", "size"),
             wrong=("wrong", "sum"),
@@ -228,11 +232,12 @@ def main() -> None:
         results = list(pool.map(lambda item: run_world(*item, cores, args.keep), worlds.items()))
     table = pd.concat([result[0] for result in results], ignore_index=True)
     concepts = pd.concat([result[1] for result in results], ignore_index=True)
-    columns = ["world", "dataset", "control", "spearman", "spearman_p", "sign_agreement"]
+    columns = ["world", "dataset", "control", "readout", "spearman", "spearman_p"]
+    columns += ["sign_agreement"]
     print(table[columns + ["n_signed", "minutes"]].to_markdown(index=False, floatfmt=".3f"))
     real = table[(table["control"] == "none") & (table["wrong_signs"] != "")]
     for row in real.itertuples():
-        print(f"{row.world} {row.dataset}: {row.wrong_signs}")
+        print(f"{row.world} {row.dataset} ({row.readout}): {row.wrong_signs}")
     print(sign_errors(concepts, min_abs_weight).to_markdown(index=False))
 
 

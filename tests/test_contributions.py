@@ -4,6 +4,7 @@ import pytest
 from saldissect.contributions import (
     beta,
     category_scores,
+    contrast_readout,
     contributions,
     pool_controls,
     recovery,
@@ -35,6 +36,18 @@ def test_contributions_on_a_hand_made_case():
     assert by.loc["face", "normalized"] == 1.0 and by.loc["sky", "normalized"] == -1.0
     scores = cats.set_index("category")["contribution"]
     assert scores["social"] == 1.0 and scores["sky"] == -1.0 and scores["animal"] == 0.0
+
+
+def test_contrast_readout_sums_every_basis_not_only_the_top_k():
+    # wall is in no basis's top 1, yet basis 1 (w = +1) is more active inside it
+    # than elsewhere and basis 0 (w = -2) less: L = -2 * -0.1 + 1 * 0.3 = +0.5
+    table = alignment([(0, "sky", 0.6), (0, "wall", 0.2), (1, "face", 0.5), (1, "wall", 0.1)])
+    table["contrast"] = [0.4, -0.1, 0.2, 0.3]
+    weights = pd.DataFrame({"basis": [0, 1], "weight": [-2.0, 1.0]})
+    readout = contrast_readout(table, weights)
+    assert readout.to_dict() == pytest.approx({"sky": -0.8, "wall": 0.5, "face": 0.2})
+    top1, _ = contributions(table, weights, {}, top_k=1)
+    assert top1.set_index("concept")["contribution"].get("wall", 0.0) == 0.0
 
 
 def test_unmapped_concepts_count_as_other():
@@ -135,11 +148,12 @@ def test_a_replicate_that_aligned_nothing_still_counts():
     assert matrix.tolist() == [[2.0], [0.0], [0.0]]  # replicates 1 and 2 drew no face image
 
 
-def _validation_row(dataset, model, control, spearman, agreement, rank):
+def _validation_row(dataset, model, control, spearman, agreement, rank, readout="top-k IoU"):
     return {
         "dataset": dataset,
         "model": model,
         "control": control,
+        "readout": readout,
         "n_concepts": 13,
         "spearman": spearman,
         "spearman_p": 0.5,
@@ -177,6 +191,18 @@ def test_several_controls_are_pooled_into_their_mean():
     assert row["wrong_signs"] == ""  # one control's misses are not the pool's
     # z = 0.2 * sqrt(3 * 12) = 1.2: two-sided p 0.230
     assert row["spearman_p"] == pytest.approx(0.2301, abs=1e-3)
+
+
+def test_controls_are_pooled_per_readout():
+    rows = [
+        _validation_row(f"ctl{i}", "m", "shuffled maps", rho, 0.5, 3.0, readout)
+        for readout, values in (("top-k IoU", (0.4, 0.2)), ("contrast", (-0.2, 0.0)))
+        for i, rho in enumerate(values)
+    ]
+    pooled = pool_controls(pd.DataFrame(rows)).iloc[4:]
+    assert pooled.set_index("readout")["spearman"].to_dict() == pytest.approx(
+        {"top-k IoU": 0.3, "contrast": -0.1}
+    )
 
 
 def test_a_single_control_is_not_pooled():

@@ -6,6 +6,7 @@ from saldissect.dissection import (
     BasisHistogram,
     _counts_float,
     _counts_int8,
+    activation_contrast,
     coverage_masks,
     intersection_union,
     iou,
@@ -39,6 +40,28 @@ def test_iou_matches_the_obvious_loop(seed):
     fast = iou(prob, thresholds, masks)
     assert fast.shape == (3, 7, 5)
     assert torch.allclose(fast, slow_iou(prob, thresholds, masks), atol=1e-6)
+
+
+def test_activation_contrast_matches_the_obvious_loop():
+    """Mean of P[n] inside each concept minus its mean over the image; 0 for empty masks."""
+    gen = torch.Generator().manual_seed(3)
+    prob = torch.rand(2, 4, 5, 6, generator=gen)
+    masks = torch.rand(2, 3, 5, 6, generator=gen) > 0.5
+    masks[1, 2] = False
+    fast = activation_contrast(prob, masks)
+    slow = torch.zeros(2, 4, 3)
+    for b in range(2):
+        for n in range(4):
+            for k in range(3):
+                if masks[b, k].any():
+                    slow[b, n, k] = prob[b, n][masks[b, k]].mean() - prob[b, n].mean()
+    assert torch.allclose(fast, slow, atol=1e-6)
+    # a basis that fires only on a concept covering half the image: +0.5 there
+    prob = torch.zeros(1, 1, 2, 2)
+    prob[0, 0, 0] = 1.0
+    masks = torch.zeros(1, 1, 2, 2, dtype=torch.bool)
+    masks[0, 0, 0] = True
+    assert activation_contrast(prob, masks).item() == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("counts", [_counts_int8, _counts_float])

@@ -125,6 +125,8 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     validation = pd.read_csv(results / "synthetic/tables/validation.csv")
     assert set(validation["control"]) == {"none", "shuffled maps"}
     assert validation["spearman"].between(-1, 1).all()
+    # both readouts of every run: the paper's top-k IoU and the contrast readout
+    assert (validation.groupby(["dataset", "model"])["readout"].nunique() == 2).all()
     for figure in (
         "synthetic/figures/recovery.png",
         "synthetic/figures/categories.png",

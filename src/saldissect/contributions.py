@@ -105,6 +105,21 @@ def contributions(
     return table, category_scores(table)
 
 
+def contrast_readout(alignment: pd.DataFrame, basis_weights: pd.DataFrame) -> pd.Series:
+    """The contrast readout per concept: ``L(c) = sum_n w[n] * contrast(n, c)``.
+
+    ``contrast(n, c)`` is how much more active basis n is inside concept c than
+    over the rest of the image (the alignment table's ``contrast``), so ``L(c)``
+    is how far the phase-two logit inside c stands above its image's mean, with
+    every basis's 3 x 3 kernel summed as in ``w``. Unlike ``R(c)`` it sums over
+    all bases, not only those with c among their top-k, and it is a contrast
+    within images, the only comparison a per-image normalised map can make.
+    """
+    weights = basis_weights.set_index("basis")["weight"]
+    weighted = alignment["contrast"] * weights.reindex(alignment["basis"]).to_numpy()
+    return weighted.groupby(alignment["concept"]).sum()
+
+
 def _normalise_rows(matrix: np.ndarray, top_n: int) -> np.ndarray:
     """Row-wise version of the ranking in `contributions`: in every row the
     ``top_n`` largest positive entries divided by the largest one, the same for
@@ -227,17 +242,29 @@ def category_scores(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"category": list(CATEGORIES), "contribution": scaled.to_numpy()})
 
 
-def planted_vs_recovered(contribution: pd.DataFrame, planted: pd.DataFrame) -> pd.DataFrame:
-    """The planted table with each concept's recovered ``contribution`` (0 if never credited)."""
-    merged = planted.merge(contribution[["concept", "contribution"]], on="concept", how="left")
+READOUTS = {"top-k IoU": "contribution", "contrast": "contrast"}  # validation name: column
+
+
+def planted_vs_recovered(
+    contribution: pd.DataFrame, planted: pd.DataFrame, column: str = "contribution"
+) -> pd.DataFrame:
+    """The planted table with each concept's recovered ``column`` as ``contribution``
+    (0 if never credited)."""
+    recovered = contribution[["concept", column]].rename(columns={column: "contribution"})
+    merged = planted.merge(recovered, on="concept", how="left")
     merged["contribution"] = merged["contribution"].fillna(0.0)
     return merged
 
 
 def recovery(
-    contribution: pd.DataFrame, planted: pd.DataFrame, *, min_abs_weight: float = 0.3
+    contribution: pd.DataFrame,
+    planted: pd.DataFrame,
+    *,
+    min_abs_weight: float = 0.3,
+    column: str = "contribution",
 ) -> dict:
-    """How well recovered contributions match planted weights.
+    """How well recovered contributions (``column``: the paper's ``contribution``
+    or the ``contrast`` readout) match planted weights.
 
     Spearman rank correlation over all planted concepts (a concept the
     dissection never credited counts as 0) and sign agreement over concepts
@@ -246,7 +273,7 @@ def recovery(
     """
     from scipy import stats  # here: scipy.stats takes half a second to import
 
-    merged = planted_vs_recovered(contribution, planted)
+    merged = planted_vs_recovered(contribution, planted, column)
     rho, p = stats.spearmanr(merged["weight"], merged["contribution"])
     signed = merged[merged["weight"].abs() >= min_abs_weight]
     agree = np.sign(signed["weight"]) == np.sign(signed["contribution"])
@@ -282,7 +309,7 @@ def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
     # A control that credits no concept has no Spearman: it does not count.
     controls = table[(table["control"] == "shuffled maps") & np.isfinite(table["spearman"])]
     pooled = []
-    for model, rows in controls.groupby("model", sort=False):
+    for (model, readout), rows in controls.groupby(["model", "readout"], sort=False):
         if len(rows) < 2:
             continue
         k, n = len(rows), int(rows["n_concepts"].iloc[0])
@@ -293,6 +320,7 @@ def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
                 **rows.iloc[0].to_dict(),
                 "dataset": f"{k} controls",
                 "model": model,
+                "readout": readout,
                 "control": f"mean of {k} shuffles",
                 "spearman": mean,
                 "spearman_p": math.erfc(abs(z) / math.sqrt(2)),

@@ -7,7 +7,11 @@ Conventions:
 - ``iou`` is 0 where the union is empty; an image contributes to a concept's
   mean IoU only when the concept's mask is non-empty there (empty masks are
   skipped), and the raw intersection and union sums are kept beside the mean
-  so results can be audited and pooled (sum of intersections / sum of unions).
+  so results can be audited and pooled (sum of intersections / sum of unions);
+- ``contrast`` is the other side of the coin: not where a basis's mask lies,
+  but how much more active the basis is inside a concept than over the rest of
+  its image, averaged over the images where the concept occurs. Weighted by
+  the basis weights it gives the contrast readout of `saldissect.contributions`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,21 @@ def intersection_union(
     if _int8_counts_supported(prob_maps):
         return _counts_int8(prob_maps, thresholds, concept_masks)
     return _counts_float(prob_maps, thresholds, concept_masks)
+
+
+def activation_contrast(prob_maps: Tensor, concept_masks: Tensor) -> Tensor:
+    """How much more each basis is active inside each concept than over its image.
+
+    ``prob_maps`` B x N x h x w, ``concept_masks`` B x K x h x w (bool). Returns
+    B x N x K: mean of ``P[n]`` over the concept's cells minus mean of ``P[n]``
+    over all cells of the image; 0 where the concept has no cell. One matmul.
+    """
+    maps = prob_maps.flatten(2).float()  # B x N x hw
+    masks = concept_masks.flatten(2).to(maps.dtype)  # B x K x hw
+    cells = masks.sum(2)  # B x K
+    inside = torch.bmm(maps, masks.transpose(1, 2)) / cells.clamp_min(1)[:, None, :]
+    contrast = inside - maps.mean(2, keepdim=True)
+    return contrast * (cells > 0)[:, None, :]
 
 
 def _int8_counts_supported(prob_maps: Tensor) -> bool:
@@ -385,7 +404,8 @@ def dissect(
 
     Returns the alignment table (one row per pair with mean IoU over the
     images where the concept occurs, pooled IoU, the raw intersection and
-    union sums and the number of images) and the ``bootstrap`` replicates of
+    union sums, the number of images, and the mean `activation_contrast` over
+    those images) and the ``bootstrap`` replicates of
     ``score`` (see `PoissonBootstrap.top_table`; empty when ``bootstrap`` is 0).
     """
     model.eval()
@@ -396,6 +416,7 @@ def dissect(
     sum_iou = torch.zeros(n_bases, n_concepts, dtype=torch.float64, device=device)
     sum_inter = torch.zeros_like(sum_iou)
     sum_union = torch.zeros_like(sum_iou)
+    sum_contrast = torch.zeros_like(sum_iou)
     n_images = torch.zeros(n_concepts, dtype=torch.float64, device=device)
     replicates = (
         PoissonBootstrap(
@@ -422,6 +443,7 @@ def dissect(
         sum_iou[:, cols] += scores.sum(0).double()
         sum_inter[:, cols] += inter.sum(0).double()
         sum_union[:, cols] += union.sum(0).double()
+        sum_contrast[:, cols] += activation_contrast(prob, masks).sum(0).double()
         n_images[cols] += occurs.sum(0).double()
         if replicates is not None:
             replicates.update(batch["index"], cols, scores, inter, union, occurs)
@@ -440,6 +462,7 @@ def dissect(
             "intersection": sum_inter.cpu().numpy().ravel(),
             "union": sum_union.cpu().numpy().ravel(),
             "n_images": n_images.cpu().numpy()[concept.ravel()].astype(np.int64),
+            "contrast": (sum_contrast / n_images.clamp_min(1)).cpu().numpy().ravel(),
         }
     )
     if replicates is None:

@@ -34,6 +34,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "intersection",
         "union",
         "n_images",
+        "contrast",
     ),
     "alignment_bootstrap": ("replicate", "basis", "concept", "kind", "value"),
     "metrics": ("variant", "metric", "value", "n_images"),
@@ -48,6 +49,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "contribution_high",
         "normalized_low",
         "normalized_high",
+        "contrast",
     ),
     "categories": ("category", "contribution", "contribution_low", "contribution_high"),
     "failures": (
@@ -80,6 +82,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "dataset",
         "model",
         "control",
+        "readout",
         "n_concepts",
         "spearman",
         "spearman_p",

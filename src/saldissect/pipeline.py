@@ -302,8 +302,9 @@ def run_contributions(
     """Contributions and category scores, with bootstrap intervals."""
     categories = contrib.load_categories(vocabulary["categories"])
     weights = read_parquet(basis_weights, "basis_weights")
+    aligned = read_parquet(alignment, "alignment")
     table, cats = contrib.contributions(
-        read_parquet(alignment, "alignment"),
+        aligned,
         weights,
         categories,
         top_k=cfg["top_k"],
@@ -321,6 +322,8 @@ def run_contributions(
         confidence=cfg["confidence"],
         n_replicates=cfg["bootstrap"],
     )
+    contrast = contrib.contrast_readout(aligned, weights)
+    table["contrast"] = contrast.reindex(table["concept"]).fillna(0.0).to_numpy()
     n_replicates = replicates["replicate"].nunique()
     log.info(
         "%d bootstrap replicates; median %.0f%% interval width of ranked contributions: %.3g",

@@ -97,25 +97,29 @@ def run_validation(
     truth = read_parquet(planted, "planted")
     rows = []
     for path, label in zip(runs, labels, strict=True):
-        result = contrib.recovery(
-            read_parquet(path, "contributions"), truth, min_abs_weight=min_abs_weight
-        )
-        result.update(_planted_pair_rank(label.get("semantic"), interaction))
-        rows.append(
-            {
-                "dataset": label["dataset"],
-                "model": label["model"],
-                "control": "shuffled maps" if label["control"] else "none",
-                **result,
-            }
-        )
-        log.info(
-            "%s/%s: Spearman %.3f, sign agreement %.3f",
-            label["dataset"],
-            label["model"],
-            result["spearman"],
-            result["sign_agreement"],
-        )
+        contributions = read_parquet(path, "contributions")
+        for readout, column in contrib.READOUTS.items():
+            result = contrib.recovery(
+                contributions, truth, min_abs_weight=min_abs_weight, column=column
+            )
+            result.update(_planted_pair_rank(label.get("semantic"), interaction))
+            rows.append(
+                {
+                    "dataset": label["dataset"],
+                    "model": label["model"],
+                    "control": "shuffled maps" if label["control"] else "none",
+                    "readout": readout,
+                    **result,
+                }
+            )
+            log.info(
+                "%s/%s, %s: Spearman %.3f, sign agreement %.3f",
+                label["dataset"],
+                label["model"],
+                readout,
+                result["spearman"],
+                result["sign_agreement"],
+            )
     table = pd.DataFrame(rows, columns=list(SCHEMAS["validation"]))
     table = check_schema(contrib.pool_controls(table), "validation")
     write_table(table, out["csv"], out["md"])
