@@ -109,7 +109,7 @@ def contrast_readout(alignment: pd.DataFrame, basis_weights: pd.DataFrame) -> pd
     """The contrast readout per concept: ``L(c) = sum_n w[n] * contrast(n, c)``.
 
     ``contrast(n, c)`` is how much more active basis n is inside concept c than
-    over the rest of the image (the alignment table's ``contrast``), so ``L(c)``
+    over its whole image (the alignment table's ``contrast``), so ``L(c)``
     is how far the phase-two logit inside c stands above its image's mean, with
     every basis's 3 x 3 kernel summed as in ``w``. Unlike ``R(c)`` it sums over
     all bases, not only those with c among their top-k, and it is a contrast

@@ -9,7 +9,7 @@ Conventions:
   skipped), and the raw intersection and union sums are kept beside the mean
   so results can be audited and pooled (sum of intersections / sum of unions);
 - ``contrast`` is the other side of the coin: not where a basis's mask lies,
-  but how much more active the basis is inside a concept than over the rest of
+  but how much more active the basis is inside a concept than over the whole of
   its image, averaged over the images where the concept occurs. Weighted by
   the basis weights it gives the contrast readout of `saldissect.contributions`.
 """
