@@ -6,6 +6,25 @@ concept and only its last word is made singular ("tennis balls" -> "tennis
 ball"). Attributes are lower-cased only ("glasses" as an attribute stays).
 Which concepts are kept (COCO categories, frequency cut-offs) is decided by
 `keep_mask`.
+
+The singular of a word (`singular`):
+
+- a plurale tantum (`PLURALIA_TANTUM`: "glasses", "jeans", "pants", ...) or
+  a word kept as written (`INVARIANT`: "biceps", "graffiti", ...) stays;
+- a word whose dictionary lemmas do not include itself becomes the first
+  lemma ("buses" -> "bus", "men" -> "man");
+- a word that is one of its own lemmas stays, unless it ends in -s and is the
+  dictionary plural of another of its lemmas: then it merges with that
+  singular ("letters" -> "letter", "rails" -> "rail"; lemminflect lists
+  "letters" as a lemma of its own, and the word used to be kept apart);
+- a word the dictionary does not know keeps its form unless it ends in -s,
+  where lemminflect's suffix rules guess ("frisbees" -> "frisbee"; without
+  the -s condition they turned "pepperoni" into "pepperonus").
+
+Singular nouns that end in -s ("bus", "glass", "grass", "dress", "lens") are
+their own only lemma and stay. A multi-word name ending in a plurale tantum
+keeps it ("eye glasses") unless the dictionary singular names a COCO category
+("wine glasses" -> "wine glass").
 """
 
 from __future__ import annotations
@@ -15,7 +34,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
-from lemminflect import getLemma
+from lemminflect import getAllInflections, getLemma
 
 # The 80 COCO object categories, in their singular Visual Genome spelling.
 COCO_CATEGORIES = frozenset(
@@ -31,10 +50,20 @@ COCO_CATEGORIES = frozenset(
     if (name := " ".join(line.split()))
 )
 
-# Plural-only nouns whose dictionary lemma would change their meaning.
+# Plural-only nouns, and plurals whose singular means something else ("goods",
+# "grounds", "contents"): they stay as written.
 PLURALIA_TANTUM = frozenset(
-    "glasses sunglasses eyeglasses jeans pants trousers shorts scissors goggles tongs "
-    "pliers clothes leggings tights pajamas binoculars headphones earphones".split()
+    "glasses sunglasses eyeglasses spectacles jeans pants trousers shorts slacks overalls "
+    "briefs knickers scissors shears clippers goggles tongs pliers tweezers clothes "
+    "leggings tights pajamas pyjamas suspenders bloomers binoculars headphones earphones "
+    "goods grounds contents checkers".split()
+)
+
+# Singular words that the dictionary would change: ending in -s, yet not the plural
+# of the other lemma the dictionary offers ("biceps" / "bicep", "physics" /
+# "physic"), or a mass noun whose dictionary singular is not used ("graffiti").
+INVARIANT = frozenset(
+    "biceps triceps crossroads means physics optics statistics tropics graffiti".split()
 )
 
 
@@ -48,20 +77,35 @@ OVERRIDES = {"leaves": "leaf"}
 
 @lru_cache(maxsize=1 << 16)
 def singular(word: str) -> str:
-    """The singular of one lower-case noun, from lemminflect's dictionary.
+    """The singular of one lower-case noun (the rules of the module docstring).
 
-    A hyphenated word changes its last part ("t-shirts" -> "t-shirt"); a word
-    that is itself one of its lemmas ("glasses", "data") stays as it is.
+    A hyphenated word changes its last part ("t-shirts" -> "t-shirt").
     """
     if "-" in word:
         head, _, tail = word.rpartition("-")
         return f"{head}-{singular(tail)}" if tail else word
-    if word in PLURALIA_TANTUM or not word.isalpha():
+    if word in PLURALIA_TANTUM or word in INVARIANT or not word.isalpha():
         return word
     if word in OVERRIDES:
         return OVERRIDES[word]
-    lemmas = getLemma(word, upos="NOUN")
-    return word if not lemmas or word in lemmas else lemmas[0]
+    return _dictionary_singular(word)
+
+
+@lru_cache(maxsize=1 << 16)
+def _dictionary_singular(word: str) -> str:
+    """lemminflect's singular, with no word list consulted."""
+    lemmas = getLemma(word, upos="NOUN", lemmatize_oov=False)
+    if not lemmas and word.endswith("s"):
+        lemmas = getLemma(word, upos="NOUN")  # suffix rules for unknown words
+    if not lemmas:
+        return word
+    if word not in lemmas:
+        return lemmas[0]
+    if word.endswith("s"):
+        for lemma in lemmas:
+            if lemma != word and word in getAllInflections(lemma, upos="NOUN").get("NNS", ()):
+                return lemma
+    return word
 
 
 def object_concept(name: str) -> str:
@@ -69,7 +113,14 @@ def object_concept(name: str) -> str:
     words = _clean(name).split(" ")
     if words == [""]:
         return ""
-    return " ".join([*words[:-1], singular(words[-1])])
+    last = words[-1]
+    head = singular(last)
+    if head == last and len(words) > 1 and last.isalpha():
+        # "wine glasses": a plurale tantum whose plain plural reading is a COCO category
+        coco = " ".join([*words[:-1], _dictionary_singular(last)])
+        if coco in COCO_CATEGORIES:
+            return coco
+    return " ".join([*words[:-1], head])
 
 
 def attribute_concept(name: str) -> str:
