@@ -77,6 +77,7 @@ def prepare_data(
     seed: int = 0,
     batch_size: int = 1,
     on_bad_sample: str = "error",
+    threads: int = 1,
 ) -> None:
     """Index and check the splits and the probe set before any training.
 
@@ -84,9 +85,10 @@ def prepare_data(
     error`` any problem stops the run, listing them all (file and reason, one
     per line) and writing nothing; with ``skip`` bad samples are left out and
     listed in ``rejects.parquet``. Dataset-level problems always stop the run.
+    The scene graphs are streamed; images are checked on ``threads`` threads.
     """
-    train, bad_train, fatal = index_salicon_split(paths["salicon"], "train")
-    val, bad_val, fatal_val = index_salicon_split(paths["salicon"], "val")
+    train, bad_train, fatal = index_salicon_split(paths["salicon"], "train", threads=threads)
+    val, bad_val, fatal_val = index_salicon_split(paths["salicon"], "val", threads=threads)
     probe, concepts, bad_probe, fatal_probe = index_visual_genome(
         paths["probe"],
         scene_graphs=paths.get("scene_graphs", "visual_genome"),
@@ -94,6 +96,7 @@ def prepare_data(
         min_object_count=vocabulary["min_object_count"],
         min_attribute_count=vocabulary["min_attribute_count"],
         keep_coco=vocabulary["keep_coco"],
+        threads=threads,
     )
     fatal += fatal_val + fatal_probe
     skipped = bad_train + bad_val + bad_probe

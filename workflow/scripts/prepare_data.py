@@ -9,4 +9,5 @@ pipeline.prepare_data(
     seed=snakemake.params.seed,
     batch_size=snakemake.params.batch_size,
     on_bad_sample=snakemake.params.on_bad_sample,
+    threads=snakemake.threads,
 )
