@@ -5,9 +5,9 @@ from snakemake.utils import min_version
 min_version("8.10")
 
 
-configfile: "config/config.yaml"
-
-
+# No configfile directive: common.smk lays the embedded default,
+# config/config.yaml, under the command line's configuration unless that names
+# a preset (config/salicon.yaml).
 report: "workflow/report/workflow.rst"
 
 

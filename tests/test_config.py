@@ -105,3 +105,77 @@ def test_snakemake_stops_on_controls_that_cannot_differ(workflow_dir, datasets, 
     result = _dry_run(workflow_dir, "datasets:\n" + datasets)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+def _effective(workflow_dir, *args) -> dict:
+    """The configuration a run would use (rule effective_config), every default filled in."""
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "results/effective_config.yaml", *args],
+        cwd=workflow_dir,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return yaml.safe_load((workflow_dir / "results/effective_config.yaml").read_text())
+
+
+# METHOD.md's reference values for every training and analysis key.
+PAPER_TRAINING = {
+    "epochs": 30,
+    "batch_size": 10,
+    "lr": 1e-4,
+    "weight_decay": 1e-7,
+    "schedule": "step",
+    "lr_decay_every": 2,
+    "lr_decay": 0.1,
+}
+
+
+def test_the_salicon_preset_gets_the_papers_value_for_every_training_and_analysis_key(
+    workflow_dir,
+):
+    config = _effective(workflow_dir, "--configfile", "config/salicon.yaml")
+    synthetic = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    for phase in ("baseline", "phase1", "phase2", "interaction"):
+        train = config["train"][phase]
+        assert {k: train[k] for k in PAPER_TRAINING} == PAPER_TRAINING, phase
+        assert train["sparsity"] == 0.0 and train["hflip"] is False and not train["offset"]
+        assert train["cache_images"] == 0 and train["frozen_maps"] in ("auto", "recompute")
+    assert config["interaction"]["dim"] == 256
+    assert config["interaction"]["batch_size"] != synthetic["interaction"]["batch_size"]
+    assert config["thresholds"]["quantile"] == 0.8
+    assert config["dissection"]["min_cover"] == 0.5
+    assert {k: config["contributions"][k] for k in ("top_k", "top_n", "score")} == {
+        "top_k": 5,
+        "top_n": 30,
+        "score": "mean_iou",
+    }
+    assert config["evaluation"]["center_bias"] is True
+    assert config["evaluation"]["variants"] == ["baseline", "phase1", "phase2"]
+    # nothing of the synthetic world or its CPU-sized model leaks in
+    assert set(config["models"]) == {"dinet", "salicon", "transalnet"}
+    assert set(config["datasets"]) == {"salicon"}
+    assert config["models"]["dinet"]["n_bases"] == 512
+
+
+def test_without_a_preset_the_embedded_default_lies_under_the_command_line(workflow_dir):
+    config = _effective(workflow_dir, "--config", "seed=3")
+    assert config["seed"] == 3
+    assert config["train"]["phase2"]["lr"] == 1e-2  # the synthetic CPU tuning
+    assert "dinet_small" in config["models"]
+
+
+def test_p_that_does_not_fit_in_memory_is_cached_on_disk_on_a_cpu(workflow_dir):
+    """frozen_maps: auto keeps P in memory when it fits cache_mb; past it, on a
+    CPU, rule cache_prob_maps writes it once and phase two reads it."""
+    fits = _dry_run(workflow_dir, "seed: 0\n")
+    assert fits.returncode == 0, fits.stderr
+    assert "cache_prob_maps" not in fits.stdout
+    tight = _dry_run(
+        workflow_dir,
+        "train:\n  phase2: {cache_mb: 0}\n  interaction: {cache_mb: 0, frozen_maps: recompute}\n",
+    )
+    assert tight.returncode == 0, tight.stderr
+    jobs = tight.stdout
+    assert "cache_prob_maps" in jobs
+    assert "frozen/train.npy" in jobs

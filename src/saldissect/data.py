@@ -104,7 +104,9 @@ class SaliencyDataset(Dataset):
     """Image, saliency map and binary fixation map at the model's input size.
 
     With ``cache=True`` every sample is decoded once and kept in memory (for
-    small datasets such as the synthetic world).
+    small datasets such as the synthetic world). ``images=False`` leaves the
+    image out (stages that read P from a cache), ``maps=False`` the map and
+    fixations (stages that need only the image).
     """
 
     def __init__(
@@ -114,47 +116,46 @@ class SaliencyDataset(Dataset):
         *,
         hflip: bool = False,
         cache: bool = False,
+        images: bool = True,
+        maps: bool = True,
     ) -> None:
         self.table = table.reset_index(drop=True)
         self.size = tuple(size)
         self.hflip = hflip
-        self._cache: dict[int, tuple] | None = {} if cache else None
+        self.images, self.maps = images, maps
+        self._cache: dict[int, dict[str, np.ndarray]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.table)
 
-    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _load(self, index: int) -> dict[str, np.ndarray]:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         row = self.table.iloc[index]
         height, width = self.size
-        image = load_image(row.image_path, self.size)
-        smap = cv2.resize(
-            read_saliency_map(row.map_path), (width, height), interpolation=cv2.INTER_AREA
-        )
-        points = load_fixations(row.fixation_path, int(row.height), int(row.width))
-        scaled = np.stack(
-            [points[:, 0] * height // int(row.height), points[:, 1] * width // int(row.width)],
-            axis=1,
-        )
-        fixations = fixation_map(scaled, height, width).astype(np.uint8)
-        sample = (image, smap[None], fixations[None])
+        sample = {}
+        if self.images:
+            sample["image"] = load_image(row.image_path, self.size)
+        if self.maps:
+            smap = cv2.resize(
+                read_saliency_map(row.map_path), (width, height), interpolation=cv2.INTER_AREA
+            )
+            points = load_fixations(row.fixation_path, int(row.height), int(row.width))
+            scaled = np.stack(
+                [points[:, 0] * height // int(row.height), points[:, 1] * width // int(row.width)],
+                axis=1,
+            )
+            sample["map"] = smap[None]
+            sample["fixations"] = fixation_map(scaled, height, width).astype(np.uint8)[None]
         if self._cache is not None:
             self._cache[index] = sample
         return sample
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image, smap, fixations = self._load(index)
+        sample = self._load(index)
         if self.hflip and torch.rand(()) < 0.5:
-            image, smap, fixations = (
-                np.ascontiguousarray(a[..., ::-1]) for a in (image, smap, fixations)
-            )
-        return {
-            "image": torch.from_numpy(image),
-            "map": torch.from_numpy(smap),
-            "fixations": torch.from_numpy(fixations),
-            "index": index,
-        }
+            sample = {k: np.ascontiguousarray(a[..., ::-1]) for k, a in sample.items()}
+        return {**{k: torch.from_numpy(a) for k, a in sample.items()}, "index": index}
 
 
 class ImageDataset(Dataset):

@@ -1,109 +1,164 @@
-"""Evaluation on the validation split (METHOD.md 7).
+"""Evaluation on the validation split (METHOD.md 7), streamed batch by batch.
 
-Predictions are resized to each image's own size, optionally multiplied by a
-Gaussian centre bias, and scored per image with `saldissect.metrics`; the
-table holds the mean over images; the per-image scores are kept too (they
-are what the failure analysis ranks). Shuffled AUC draws its negatives from the
-fixations of ``sauc_others`` other validation images (chosen with a fixed seed).
+Each batch of validation images goes through every variant's model; each
+prediction is resized to its image's own size, optionally multiplied by a
+Gaussian centre bias, and scored with `saldissect.metrics` against that
+image's map and fixations, which are then dropped. Memory is one batch of
+images and maps plus a fixed pool of other images' fixations, whatever the
+number of validation images.
+
+Shuffled AUC's negatives: the fixated pixels of ``sauc_others`` other images
+drawn (per image, with a fixed seed) from a pool of ``sauc_pool`` validation
+images chosen once with the same seed; their fixations are kept as fractions
+of their image's sides and scaled to each scored image. The pool, and so every
+image's negatives, does not depend on the batch size or on the variant.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from saldissect import metrics
-from saldissect.data import ImageDataset, fixation_map, load_fixations, read_saliency_map
+from saldissect.data import fixation_map, load_fixations, load_image, read_saliency_map
 from saldissect.models import SaliencyModel
+
+COLUMNS = ["variant", "metric", "value", "n_images"]
+IMAGE_COLUMNS = ["variant", "image_id", "metric", "value"]
+
+
+class EvaluationDataset(Dataset):
+    """One validation image at the model's input size, with its full-size map and fixations."""
+
+    def __init__(self, table: pd.DataFrame, size: tuple[int, int]) -> None:
+        self.table = table.reset_index(drop=True)
+        self.size = tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.table.iloc[index]
+        height, width = int(row.height), int(row.width)
+        return {
+            "image": torch.from_numpy(load_image(row.image_path, self.size)),
+            "map": read_saliency_map(row.map_path),
+            "points": load_fixations(row.fixation_path, height, width),
+            "index": index,
+        }
+
+
+def _collate(samples: list[dict]) -> dict:
+    return {
+        "image": torch.stack([s["image"] for s in samples]),
+        "map": [s["map"] for s in samples],
+        "points": [s["points"] for s in samples],
+        "index": [s["index"] for s in samples],
+    }
+
+
+class NegativePool:
+    """Fixations of a fixed pool of validation images, the negatives of shuffled AUC."""
+
+    def __init__(self, val: pd.DataFrame, *, size: int, others: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.members = np.sort(rng.permutation(len(val))[: max(size, others + 1)])
+        self.points = []
+        for index in self.members:
+            row = val.iloc[int(index)]
+            height, width = int(row.height), int(row.width)
+            points = load_fixations(row.fixation_path, height, width).astype(np.float64)
+            self.points.append(points / np.array([height, width]))
+        self.others, self.seed = others, seed
+
+    def negatives(self, index: int, height: int, width: int) -> np.ndarray:
+        """Binary map of the fixations of ``others`` pool images other than ``index``."""
+        rng = np.random.default_rng([self.seed, index])
+        choice = [j for j in rng.permutation(len(self.members)) if self.members[j] != index]
+        out = np.zeros((height, width), np.float32)
+        for j in choice[: self.others]:
+            scaled = (self.points[j] * [height, width]).astype(np.int64)
+            scaled = np.minimum(scaled, [height - 1, width - 1])
+            out[scaled[:, 0], scaled[:, 1]] = 1.0
+        return out
+
+
+@lru_cache(maxsize=8)
+def _center_bias(height: int, width: int, sigma: float) -> np.ndarray:
+    return metrics.center_bias(height, width, sigma)
 
 
 @torch.no_grad()
-def predict(
-    model: SaliencyModel,
-    images: pd.DataFrame,
+def evaluate(
+    models: dict[str, SaliencyModel],
+    val: pd.DataFrame,
     size: tuple[int, int],
     *,
     batch_size: int,
     device: torch.device,
-    num_workers: int = 0,
-) -> list[np.ndarray]:
-    """Saliency predictions at each image's own size."""
-    model.eval()
-    loader = DataLoader(ImageDataset(images, size), batch_size=batch_size, num_workers=num_workers)
-    out: list[np.ndarray] = []
-    heights, widths = images["height"].to_numpy(), images["width"].to_numpy()
-    for batch in tqdm(loader, desc=f"predict ({model.head})", disable=None):
-        saliency = model(batch["image"].to(device))["saliency"][:, 0].float().cpu().numpy()
-        for index, pred in zip(batch["index"].numpy(), saliency, strict=True):
-            out.append(
-                cv2.resize(
-                    pred, (int(widths[index]), int(heights[index])), interpolation=cv2.INTER_LINEAR
-                )
-            )
-    return out
-
-
-def score(
-    predictions: dict[str, list[np.ndarray]],
-    val: pd.DataFrame,
-    *,
     center_bias_sigma: float | None,
     sauc_others: int,
+    sauc_pool: int,
     seed: int,
+    num_workers: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean of every metric per variant (columns variant, metric, value, n_images)
-    and every image's scores (variant, image_id, metric, value)."""
+    and every image's scores (variant, image_id, metric, value).
+
+    ``models`` maps a variant name to its model; all of them score the same
+    images against identical references (maps, fixations, negatives, bias).
+    """
     val = val.reset_index(drop=True)
-    gts, fixations = [], []
-    for row in val.itertuples():
-        gts.append(read_saliency_map(row.map_path))
-        points = load_fixations(row.fixation_path, int(row.height), int(row.width))
-        fixations.append(points)
-    # Negatives for shuffled AUC and the centre bias: drawn once per image, the
-    # same for every variant, so variants are scored on identical references.
-    rng = np.random.default_rng(seed)
-    others, biases = [], []
-    for i, gt in enumerate(gts):
-        height, width = gt.shape
-        other_map = np.zeros((height, width), np.float32)
-        for j in [j for j in rng.permutation(len(val)) if j != i][:sauc_others]:
-            scale = np.array([height / val.at[j, "height"], width / val.at[j, "width"]])
-            scaled = np.minimum((fixations[j] * scale).astype(int), [height - 1, width - 1])
-            other_map[scaled[:, 0], scaled[:, 1]] = 1.0
-        others.append(other_map)
-        biases.append(
-            metrics.center_bias(height, width, center_bias_sigma) if center_bias_sigma else 1.0
-        )
-    rows, image_rows = [], []
-    for variant, preds in predictions.items():
-        per_image: dict[str, list[float]] = {m: [] for m in metrics.METRICS}
-        for pred, gt, points, other_map, bias in zip(
-            preds, gts, fixations, others, biases, strict=True
-        ):
+    for model in models.values():
+        model.eval()
+    pool = NegativePool(val, size=sauc_pool, others=sauc_others, seed=seed)
+    loader = DataLoader(
+        EvaluationDataset(val, size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_collate,
+    )
+    # per-image scores are the output (the failure analysis ranks them): a
+    # float per image, variant and metric, in validation order
+    values = {(v, m): np.zeros(len(val)) for v in models for m in metrics.METRICS}
+    desc = f"evaluate ({', '.join(models)})"
+    for batch in tqdm(loader, desc=desc, disable=None):
+        images = batch["image"].to(device)
+        saliency = {
+            variant: model(images)["saliency"][:, 0].float().cpu().numpy()
+            for variant, model in models.items()
+        }
+        for b, index in enumerate(batch["index"]):
+            gt = batch["map"][b]
             height, width = gt.shape
-            result = metrics.score_image(
-                pred * bias, gt, fixation_map(points, height, width), other_map
+            fixations = fixation_map(batch["points"][b], height, width)
+            others = pool.negatives(index, height, width)
+            bias = _center_bias(height, width, center_bias_sigma) if center_bias_sigma else 1.0
+            for variant, preds in saliency.items():
+                pred = cv2.resize(preds[b], (width, height), interpolation=cv2.INTER_LINEAR)
+                scores = metrics.score_image(pred * bias, gt, fixations, others)
+                for metric, value in scores.items():
+                    values[variant, metric][index] = value
+    means = pd.DataFrame(
+        [
+            {"variant": v, "metric": m, "value": float(x.mean()), "n_images": len(x)}
+            for (v, m), x in values.items()
+        ],
+        columns=COLUMNS,
+    )
+    images = pd.concat(
+        [
+            pd.DataFrame(
+                {"variant": v, "image_id": val["image_id"].to_numpy(), "metric": m, "value": x}
             )
-            for metric, value in result.items():
-                per_image[metric].append(value)
-        image_rows.append(
-            pd.DataFrame(per_image)
-            .assign(image_id=val["image_id"].to_numpy())
-            .melt(id_vars="image_id", var_name="metric", value_name="value")
-            .assign(variant=variant)[["variant", "image_id", "metric", "value"]]
-        )
-        for metric, values in per_image.items():
-            rows.append(
-                {
-                    "variant": variant,
-                    "metric": metric,
-                    "value": float(np.mean(values)),
-                    "n_images": len(values),
-                }
-            )
-    means = pd.DataFrame(rows, columns=["variant", "metric", "value", "n_images"])
-    return means, pd.concat(image_rows, ignore_index=True)
+            for (v, m), x in values.items()
+        ],
+        ignore_index=True,
+    )[IMAGE_COLUMNS]
+    return means, images

@@ -53,8 +53,8 @@ from saldissect.data import SaliencyDataset, fixation_map, load_fixations, read_
 from saldissect.io import load_checkpoint
 from saldissect.models import SaliencyModel
 from saldissect.train import (
+    FrozenInputs,
     Trainer,
-    cached_loaders,
     finish_training,
     load_model,
     pick_device,
@@ -237,11 +237,13 @@ def train_interaction(
     dim: int,
     threads: int = 1,
     device: str = "auto",
+    cache: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Train queries, keys and the 1x1 readout on P of the frozen phase-one model.
 
-    As in phase two, P (with maps and fixations) is computed once per split
-    and cached; the loop, history, best checkpoint and resume are `Trainer`'s.
+    As in phase two, P reaches the head as `saldissect.train.FrozenInputs`
+    says (``cfg["frozen_maps"]``); the loop, history, best checkpoint and
+    resume are `Trainer`'s.
     ``model.pt`` holds the head only; its metadata names the phase-one
     checkpoint it reads.
     """
@@ -252,11 +254,12 @@ def train_interaction(
     frozen = load_frozen(model_cfg, phase1_checkpoint, dev)
     head = InteractionHead(frozen.n_bases, dim=dim).to(dev)
     size = tuple(model_cfg["input_size"])
-    train_loader, val_loader = cached_loaders(frozen, train, val, size, cfg, threads, dev)
+    inputs = FrozenInputs(frozen, train, val, size, cfg, threads, dev, cache)
+    train_loader, val_loader = inputs.train_loader, inputs.val_loader
     trainer = Trainer(head, head.parameters(), cfg, out_dir, dev, len(train_loader))
 
     def forward(batch):
-        return head(batch["prob"].to(dev), size), None
+        return head(inputs.prob(batch), size), None
 
     meta = {
         "head": "interaction",

@@ -18,7 +18,7 @@ from saldissect import contributions as contrib
 from saldissect import interactions as inter
 from saldissect import synthetic
 from saldissect.dissection import compute_thresholds, dissect
-from saldissect.evaluation import predict, score
+from saldissect.evaluation import evaluate
 from saldissect.io import (
     SCHEMAS,
     CheckpointError,
@@ -27,7 +27,13 @@ from saldissect.io import (
     write_parquet,
 )
 from saldissect.tabulate import configure_logging
-from saldissect.train import load_model, pick_device, train_phase2, train_saliency
+from saldissect.train import (
+    load_model,
+    pick_device,
+    train_phase2,
+    train_saliency,
+    write_prob_cache,
+)
 from saldissect.validation import (
     InputError,
     index_salicon_split,
@@ -201,6 +207,7 @@ def run_phase2(
     seed: int,
     threads: int,
     device: str,
+    cache: dict[str, str] | None = None,
 ) -> None:
     _, weights = train_phase2(
         read_parquet(train, "split"),
@@ -211,6 +218,7 @@ def run_phase2(
         out_dir,
         threads=threads,
         device=device,
+        cache=cache,
     )
     log.info(
         "basis weights: %d positive, %d negative, mean %.4f",
@@ -360,19 +368,27 @@ def run_evaluation(
     *,
     seed: int,
     device: str,
+    threads: int = 1,
 ) -> None:
     dev = pick_device(device)
     images = read_parquet(val, "split")
     heads = {"baseline": "plain", "phase1": "factorised", "phase2": "reformulated"}
-    predictions = {}
-    for variant, checkpoint in checkpoints.items():
-        model = load_model(checkpoint, model_cfg, heads[variant], dev)
-        predictions[variant] = predict(
-            model, images, tuple(model_cfg["input_size"]), batch_size=cfg["batch_size"], device=dev
-        )
+    models = {
+        variant: load_model(checkpoint, model_cfg, heads[variant], dev)
+        for variant, checkpoint in checkpoints.items()
+    }
     sigma = cfg["center_bias_sigma"] if cfg["center_bias"] else None
-    table, per_image = score(
-        predictions, images, center_bias_sigma=sigma, sauc_others=cfg["sauc_others"], seed=seed
+    table, per_image = evaluate(
+        models,
+        images,
+        tuple(model_cfg["input_size"]),
+        batch_size=cfg["batch_size"],
+        device=dev,
+        center_bias_sigma=sigma,
+        sauc_others=cfg["sauc_others"],
+        sauc_pool=cfg["sauc_pool"],
+        seed=seed,
+        num_workers=max(0, threads - 1),
     )
     log.info("\n%s", table.pivot(index="metric", columns="variant", values="value").round(4))
     write_parquet(table, out, "metrics")
@@ -392,6 +408,7 @@ def run_interaction_training(
     seed: int,
     threads: int,
     device: str,
+    cache: dict[str, str] | None = None,
 ) -> None:
     inter.train_interaction(
         read_parquet(train, "split"),
@@ -403,7 +420,87 @@ def run_interaction_training(
         dim=dim,
         threads=threads,
         device=device,
+        cache=cache,
     )
+
+
+def import_checkpoint(
+    source: str,
+    phase: str,
+    model_cfg: dict,
+    out_model: str,
+    out_history: str,
+    out_basis_weights: str | None = None,
+) -> None:
+    """A reference checkpoint (`saldissect.reference`) as the ``model.pt`` of ``phase``.
+
+    The file must fit the run's ``models:`` entry exactly: a size the file's
+    tensors give otherwise (N, DINet's E, ...) stops the job naming the key, as
+    every later stage builds the model from that entry. The history is empty
+    (nothing was trained here); a phase-two file also gives the basis weights.
+    """
+    from saldissect import reference
+
+    imported = reference.load_reference(source, model_cfg["arch"], phase, model_cfg)
+    differ = {
+        key: (model_cfg.get(key), value)
+        for key, value in imported.config.items()
+        if key in model_cfg and model_cfg[key] != value
+    }
+    if differ:
+        raise CheckpointError(
+            f"reference checkpoint {source} does not fit its models: entry: "
+            + "; ".join(
+                f"{k} is {ours!r} there, {theirs!r} in the file"
+                for k, (ours, theirs) in differ.items()
+            )
+            + " (set them as the file has them)"
+        )
+    if imported.kept:
+        log.info(
+            "left at their initial values (the file has no place for them): %s",
+            ", ".join(imported.kept),
+        )
+    reference.save_imported(imported, out_model)
+    write_parquet(pd.DataFrame(columns=SCHEMAS["history"]), out_history, "history")
+    if out_basis_weights:
+        weights = reference.basis_weights_frame(imported.model)
+        write_parquet(weights, out_basis_weights, "basis_weights")
+    log.info("imported %s %s from %s", imported.arch, phase, source)
+
+
+def prob_cache_inputs(inputs) -> dict[str, str] | None:
+    """The cache files among a rule's named inputs (``train_cache``, ``val_cache``), if any."""
+    names = dict(inputs.items()) if hasattr(inputs, "items") else dict(inputs)
+    if "train_cache" not in names:
+        return None
+    return {"train": str(names["train_cache"]), "val": str(names["val_cache"])}
+
+
+def run_prob_cache(
+    phase1: str,
+    splits: dict[str, str],
+    model_cfg: dict,
+    out: dict[str, str],
+    *,
+    batch_size: int,
+    threads: int,
+    device: str,
+) -> None:
+    """The float16 P of the frozen phase one for every image of each split (one file each)."""
+    dev = pick_device(device)
+    model = load_model(phase1, model_cfg, "factorised", dev)
+    for split, path in splits.items():
+        shape = write_prob_cache(
+            model,
+            read_parquet(path, "split"),
+            tuple(model_cfg["input_size"]),
+            out[split],
+            batch_size=batch_size,
+            threads=threads,
+            device=dev,
+        )
+        log.info("%s: P of %d images, %d x %d x %d, float16", out[split], *shape)
 
 
 def run_interaction_analysis(

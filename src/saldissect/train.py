@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -92,8 +93,11 @@ def build_model(model_cfg: dict, head: str) -> SaliencyModel:
 def load_model(
     checkpoint: str | Path, model_cfg: dict, head: str, device: torch.device
 ) -> SaliencyModel:
-    """A trained model from its checkpoint (loaded with weights_only), in eval mode."""
-    model = build_model(model_cfg, head)
+    """A trained model from its checkpoint (loaded with weights_only), in eval mode.
+
+    Built without its ImageNet weights: the checkpoint replaces every parameter.
+    """
+    model = build_model({**model_cfg, "weights": "none"}, head)
     model.load_state_dict(load_checkpoint(checkpoint)["model"])
     return model.to(device).eval()
 
@@ -125,8 +129,12 @@ class Trainer:
         steps_per_epoch: int,
         sparsity: float = 0.0,
         snapshots: Iterable[int] = (),
+        frozen: torch.nn.Module | None = None,
     ):
         self.model, self.cfg, self.out_dir, self.device = model, cfg, Path(out_dir), device
+        # A frozen part of ``model`` (phase two's features) stays in eval mode:
+        # its batch norms must not learn from the batches it recomputes P on.
+        self.frozen = frozen
         # Epoch counts (1-based) after which the model is kept as it is: the
         # progressive analysis dissects them. Written under .snapshots/ while
         # training (a rerun deletes declared outputs, not these) and copied to
@@ -184,6 +192,8 @@ class Trainer:
         totals = torch.zeros(len(keys), dtype=torch.float64, device=self.device)
         count, waits = 0, []
         self.model.train(train)
+        if self.frozen is not None:
+            self.frozen.eval()
         start = time.perf_counter()
         with torch.set_grad_enabled(train):
             fetched = time.perf_counter()
@@ -358,60 +368,202 @@ def train_saliency(
     return history
 
 
+# ------------------------------------------------- training on a frozen phase one
+FROZEN_MAPS = ("auto", "memory", "recompute", "disk")
+
+
+def grid_of(model: SaliencyModel, size: tuple[int, int], device: torch.device) -> tuple[int, int]:
+    """The model's feature grid (h, w) for inputs of ``size``: one forward pass of one image."""
+    with torch.no_grad():
+        image = torch.zeros(1, 3, *size, dtype=torch.uint8, device=device)
+        return tuple(model.eval()(image)["prob"].shape[-2:])
+
+
+def frozen_mode(cfg: dict, n_images: int, n_bases: int, grid: tuple[int, int]) -> str:
+    """How phase two and the interaction variant get P of the frozen phase one.
+
+    ``memory``: computed once, kept in RAM as float32 (small worlds);
+    ``recompute``: recomputed under ``no_grad`` at every step (memory flat in
+    the number of images); ``disk``: read from the float16 cache that rule
+    ``cache_prob_maps`` writes (`write_prob_cache`). ``auto`` takes ``memory``
+    when P of every image fits ``cache_mb`` and ``recompute`` otherwise
+    (README, "Paper scale", has the measurements behind that choice).
+    """
+    mode = cfg.get("frozen_maps", "auto")
+    if mode not in FROZEN_MAPS:
+        raise ValueError(f"frozen_maps must be one of {FROZEN_MAPS}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    needed = n_images * n_bases * grid[0] * grid[1] * 4
+    return "memory" if needed <= cfg.get("cache_mb", 1024) * 2**20 else "recompute"
+
+
 @torch.no_grad()
-def frozen_inputs(model: SaliencyModel, loader: DataLoader, device: torch.device) -> TensorDataset:
-    """One pass over a split: P (B x N x h x w), maps and fixations, cached for phase two."""
+def _prob_in_memory(
+    model: SaliencyModel, loader: DataLoader, device: torch.device
+) -> TensorDataset:
+    """One pass over a split: P (B x N x h x w), maps and fixations, kept in RAM."""
     model.eval()
     probs, maps, fixations = [], [], []
     for batch in tqdm(loader, desc="probability maps", disable=None):
-        probs.append(model(batch["image"].to(device))["prob"].cpu())
+        probs.append(model(batch["image"].to(device))["prob"].float().cpu())
         maps.append(batch["map"])
         fixations.append(batch["fixations"])
     return TensorDataset(torch.cat(probs), torch.cat(maps), torch.cat(fixations))
 
 
-def collate_cached(samples) -> dict[str, Tensor]:
+def _collate_memory(samples) -> dict[str, Tensor]:
     prob, maps, fixations = torch.utils.data.default_collate(samples)
     return {"prob": prob, "map": maps, "fixations": fixations}
 
 
-def cached_loaders(
+@torch.no_grad()
+def write_prob_cache(
     model: SaliencyModel,
-    train: pd.DataFrame,
-    val: pd.DataFrame,
+    table: pd.DataFrame,
     size: tuple[int, int],
-    cfg: dict,
+    path: str | Path,
+    *,
+    batch_size: int,
     threads: int,
     device: torch.device,
-) -> tuple[DataLoader, DataLoader]:
-    """Loaders over the frozen model's P, maps and fixations, each split decoded once.
+) -> tuple[int, ...]:
+    """P of every image of ``table``, in its row order, as one float16 ``.npy`` file.
 
-    Used by every stage that trains on a frozen phase one (phase two,
-    interactions): P is deterministic without augmentation, so it is cached.
+    Written batch by batch with plain writes (never held whole, never mapped),
+    so memory stays at one batch; `ProbCache` reads it back. Returns its shape.
     """
-    cached = [
-        frozen_inputs(
-            model,
-            DataLoader(
-                SaliencyDataset(table, size),
-                batch_size=cfg["batch_size"],
-                num_workers=max(0, threads - 1),
-                worker_init_fn=single_threaded_worker,
-            ),
-            device,
-        )
-        for table in (train, val)
-    ]
-    generator = torch.Generator().manual_seed(cfg["seed"])
-    train_loader = DataLoader(
-        cached[0],
-        batch_size=cfg["batch_size"],
-        shuffle=True,
-        generator=generator,
-        collate_fn=collate_cached,
+    model.eval()
+    loader = DataLoader(
+        SaliencyDataset(table, size, maps=False),
+        batch_size=batch_size,
+        num_workers=max(0, threads - 1),
+        worker_init_fn=single_threaded_worker,
     )
-    val_loader = DataLoader(cached[1], batch_size=cfg["batch_size"], collate_fn=collate_cached)
-    return train_loader, val_loader
+    grid = grid_of(model, size, device)
+    shape = (len(table), model.n_bases, *grid)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_2_0(handle, {**header, "shape": shape})
+        for batch in tqdm(loader, desc=f"probability maps -> {Path(path).name}", disable=None):
+            prob = model(batch["image"].to(device))["prob"]
+            handle.write(prob.to(torch.float16).cpu().numpy().tobytes())
+    return shape
+
+
+class ProbCache(torch.utils.data.Dataset):
+    """Samples of a `write_prob_cache` file (P as float16) with their map and fixations.
+
+    Each sample is one positioned read of its own bytes (``os.pread``): the
+    file is never mapped, so resident memory stays at the batches in flight
+    however large the file. Maps and fixations come from their files.
+    """
+
+    def __init__(self, path: str | Path, table: pd.DataFrame, size: tuple[int, int]) -> None:
+        self.path = str(path)
+        with open(self.path, "rb") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+            self.offset = handle.tell()
+        if shape[0] != len(table) or dtype != np.float16:
+            raise ValueError(
+                f"{self.path}: holds {shape[0]} {dtype} maps, expected {len(table)} float16 "
+                "(a stale cache: delete it and rerun)"
+            )
+        self.shape = tuple(shape[1:])
+        self.nbytes = int(np.prod(self.shape)) * 2
+        self.targets = SaliencyDataset(table, size, images=False)
+        self._fd: int | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        if self._fd is None or self._pid != os.getpid():  # one descriptor per worker
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        raw = os.pread(self._fd, self.nbytes, self.offset + index * self.nbytes)
+        prob = torch.from_numpy(np.frombuffer(raw, np.float16).reshape(self.shape).copy())
+        return {**self.targets[index], "prob": prob}
+
+
+class FrozenInputs:
+    """Loaders and the P of each batch for stages that train on a frozen phase one.
+
+    ``prob(batch)`` returns P (float32, on the device) whether the loader
+    carries it (``memory``, ``disk``) or the images (``recompute``).
+    """
+
+    def __init__(
+        self,
+        model: SaliencyModel,
+        train: pd.DataFrame,
+        val: pd.DataFrame,
+        size: tuple[int, int],
+        cfg: dict,
+        threads: int,
+        device: torch.device,
+        cache: dict[str, str] | None = None,
+    ) -> None:
+        self.model, self.device = model, device
+        grid = grid_of(model, size, device)
+        self.mode = frozen_mode(cfg, len(train) + len(val), model.n_bases, grid)
+        if self.mode == "disk" and not cache:
+            raise ValueError("frozen_maps: disk needs the cache files of rule cache_prob_maps")
+        log.info(
+            "P of the frozen phase one (%d bases on a %dx%d grid, %d images): %s",
+            model.n_bases,
+            *grid,
+            len(train) + len(val),
+            self.mode,
+        )
+        workers = max(0, threads - 1)
+        common = {"num_workers": workers, "worker_init_fn": single_threaded_worker}
+        if self.mode == "memory":
+            datasets = [
+                _prob_in_memory(
+                    model,
+                    DataLoader(
+                        SaliencyDataset(table, size), batch_size=cfg["batch_size"], **common
+                    ),
+                    device,
+                )
+                for table in (train, val)
+            ]
+            common = {"collate_fn": _collate_memory}
+        elif self.mode == "disk":
+            datasets = [
+                ProbCache(cache[split], table, size)
+                for split, table in (("train", train), ("val", val))
+            ]
+            common = {**common, "persistent_workers": workers > 0}
+        else:
+            datasets = [SaliencyDataset(table, size) for table in (train, val)]
+            common = {**common, "persistent_workers": workers > 0}
+        generator = torch.Generator().manual_seed(cfg["seed"])
+        self.train_loader = DataLoader(
+            datasets[0], batch_size=cfg["batch_size"], shuffle=True, generator=generator, **common
+        )
+        self.val_loader = DataLoader(datasets[1], batch_size=cfg["batch_size"], **common)
+        self.autocast = cfg.get("bf16", False) and device.type == "cuda"
+
+    def prob(self, batch: dict[str, Tensor]) -> Tensor:
+        if "prob" in batch:
+            return batch["prob"].to(self.device, non_blocking=True).float()
+        with (
+            torch.no_grad(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast),
+        ):
+            image = batch["image"].to(self.device, non_blocking=True)
+            return self.model.probability_maps(
+                self.model.features(self.model.normalise(image))
+            ).float()
 
 
 def train_phase2(
@@ -424,12 +576,13 @@ def train_phase2(
     *,
     threads: int = 1,
     device: str = "auto",
+    cache: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Phase two: freeze phase one, train only the bias-free conv on P.
 
-    The frozen probability maps are computed once and cached (they are
-    deterministic without augmentation); the returned basis weights are the
-    per-basis kernel sums.
+    P reaches the conv as `FrozenInputs` says (``cfg["frozen_maps"]``: kept in
+    memory, recomputed, or read from the ``cache`` files of rule
+    ``cache_prob_maps``); the returned basis weights are the per-basis kernel sums.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -441,12 +594,15 @@ def train_phase2(
     params = model.freeze_for_phase2(offset=cfg.get("offset", False))
 
     size = tuple(model_cfg["input_size"])
-    train_loader, val_loader = cached_loaders(model, train, val, size, cfg, threads, dev)
-    trainer = Trainer(model, params, cfg, out_dir, dev, len(train_loader))
+    inputs = FrozenInputs(model, train, val, size, cfg, threads, dev, cache)
+    trainer = Trainer(
+        model, params, cfg, out_dir, dev, len(inputs.train_loader), frozen=model.features
+    )
 
     def forward(batch):
-        return model.saliency_from_prob(batch["prob"].to(dev), size), None
+        return model.saliency_from_prob(inputs.prob(batch), size), None
 
+    train_loader, val_loader = inputs.train_loader, inputs.val_loader
     meta = {
         "head": "reformulated",
         "model": model_cfg,

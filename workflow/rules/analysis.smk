@@ -15,8 +15,8 @@ rule compute_thresholds:
         "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=6 * 60,
+        mem_mb=get_mem_mb("compute_thresholds"),
+        runtime=get_runtime("compute_thresholds"),
         gpu=config["gpus"],
     params:
         model=get_model_config,
@@ -43,8 +43,8 @@ rule dissect_bases:
         "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=16000,
-        runtime=12 * 60,
+        mem_mb=get_mem_mb("dissect_bases"),
+        runtime=get_runtime("dissect_bases"),
         gpu=config["gpus"],
     params:
         model=get_model_config,
@@ -72,8 +72,8 @@ rule score_contributions:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
     params:
         vocabulary=config["vocabulary"],
         contributions=config["contributions"],
@@ -96,8 +96,8 @@ rule evaluate_models:
         "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=6 * 60,
+        mem_mb=get_mem_mb("evaluate_models"),
+        runtime=get_runtime("evaluate_models"),
         gpu=config["gpus"],
     params:
         model=get_model_config,
@@ -127,8 +127,8 @@ rule collect_examples:
         "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=get_mem_mb("collect_examples"),
+        runtime=get_runtime("collect_examples"),
         gpu=config["gpus"],
     params:
         model=get_model_config,

@@ -1,20 +1,30 @@
 # Config validation and every input function used by the rules.
-import copy
+import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config
 
 from saldissect.config import ConfigError, load_schema, validate_config
 
-# datasets and models given on the command line (--configfile, --config) replace
-# the embedded synthetic ones instead of being added to them.
-_command_line = getattr(
-    getattr(workflow, "config_settings", None), "overwrite_config", None
-)
-for _key in ("datasets", "models"):
-    if _command_line and _key in _command_line:
-        config[_key] = copy.deepcopy(_command_line[_key])
+# The configuration is what --configfile and --config give, on top of one base.
+# Without `preset:` the base is the embedded default, config/config.yaml (the
+# synthetic world, CPU-sized), and datasets or models given replace its own
+# instead of joining them. With `preset: paper` (config/salicon.yaml) there is
+# no base: every key not given takes the schema's default, the paper's value,
+# so no synthetic CPU tuning leaks into a paper run.
+if "preset" not in config:
+    with open(Path(workflow.basedir) / "config/config.yaml") as _handle:
+        _base = yaml.safe_load(_handle)
+    for _key in ("datasets", "models"):
+        if _key in config:
+            _base.pop(_key)
+    update_config(_base, config)
+    config.clear()
+    config.update(_base)
 
 try:
     _validated = validate_config(
@@ -101,10 +111,23 @@ if config["failures"]["variant"] not in config["evaluation"]["variants"]:
         f"evaluation.variants {config['evaluation']['variants']}"
     )
 
-# Every trained run: each configured model, its seed replicates ({model}.seed<s>)
-# and its phase-one snapshots ({model}.epoch<e>, which share the model's phase one).
+# Models whose checkpoints are imported (models.<m>.checkpoints, the reference
+# code's files): those phases are not trained, and the model has no seed
+# replicates or phase-one snapshots (they would be trained models of our own).
+IMPORTED = {m: config["models"][m].get("checkpoints", {}) for m in MODELS}
+TRAINED_MODELS = [m for m in MODELS if not IMPORTED[m]]
+for _model, _checkpoints in IMPORTED.items():
+    if _checkpoints and "phase1" not in _checkpoints:
+        config_error(
+            f"models.{_model}.checkpoints names {sorted(_checkpoints)} but not phase1, "
+            "which every analysis reads"
+        )
+
+# Every run: each configured model, and for trained ones their seed replicates
+# ({model}.seed<s>) and phase-one snapshots ({model}.epoch<e>, which share the
+# model's phase one).
 RUNS = {m: {"model": m, "seed": config["seed"], "epoch": None} for m in MODELS}
-for _model in MODELS:
+for _model in TRAINED_MODELS:
     for _seed in SEEDS:
         RUNS[f"{_model}.seed{_seed}"] = {"model": _model, "seed": _seed, "epoch": None}
     for _epoch in SNAPSHOTS:
@@ -113,6 +136,67 @@ for _model in MODELS:
             "seed": config["seed"],
             "epoch": _epoch,
         }
+
+
+def _alternatives(runs):
+    """A regex matching exactly these runs (one that matches nothing when empty)."""
+    runs = sorted(runs, key=len, reverse=True)
+    return "|".join(re.escape(r) for r in runs) if runs else "(?!)"
+
+
+def runs_trained(phase):
+    """The model wildcard of a training rule: runs whose ``phase`` is not imported."""
+    return _alternatives(
+        r for r, run in RUNS.items() if phase not in IMPORTED[run["model"]]
+    )
+
+
+def runs_imported(phase):
+    return _alternatives(
+        r for r, run in RUNS.items() if phase in IMPORTED[run["model"]]
+    )
+
+
+def has_interactions(model):
+    """Imported models get the interaction variant only with checkpoints.interaction: train."""
+    return not IMPORTED[model] or IMPORTED[model].get("interaction") == "train"
+
+
+def imported_runs_and_phases():
+    """The {imported} wildcard of the import_checkpoint rule, "<run>/<phase>", for every
+    imported baseline and phase one (phase two has a rule of its own)."""
+    return _alternatives(
+        f"{run}/{phase}"
+        for run, entry in RUNS.items()
+        for phase in ("baseline", "phase1")
+        if phase in IMPORTED[entry["model"]]
+    )
+
+
+def _imported(wildcards):
+    """(run, phase) of rule import_checkpoint's {imported} wildcard."""
+    path = Path(wildcards.imported)
+    return str(path.parent), path.name
+
+
+def get_imported_phase(wildcards):
+    return _imported(wildcards)[1]
+
+
+def get_imported_model_config(wildcards):
+    return config["models"][RUNS[_imported(wildcards)[0]]["model"]]
+
+
+def get_imported_file(wildcards):
+    run, phase = _imported(wildcards)
+    return IMPORTED[RUNS[run]["model"]][phase]
+
+
+def get_imported_checkpoint(phase):
+    def checkpoint(wildcards):
+        return IMPORTED[RUNS[wildcards.model]["model"]][phase]
+
+    return checkpoint
 
 
 wildcard_constraints:
@@ -239,7 +323,7 @@ def seed_runs(dataset):
     """The seed replicates of every model on ``dataset``."""
     if dataset not in SEED_DATASETS:
         return []
-    return [f"{m}.seed{s}" for m in MODELS for s in SEEDS]
+    return [f"{m}.seed{s}" for m in TRAINED_MODELS for s in SEEDS]
 
 
 def synthetic_runs():
@@ -257,7 +341,7 @@ def get_validation_interactions(wildcards):
     return [
         f"results/{d}/{m}/semantic_interactions.parquet"
         for d, m in synthetic_runs()
-        if m in MODELS
+        if m in MODELS and has_interactions(m)
     ]
 
 
@@ -265,7 +349,7 @@ def get_interaction_outputs():
     """Interaction analyses and heatmaps of every run (METHOD.md 6)."""
     outputs = []
     for dataset in DATASETS:
-        for model in MODELS:
+        for model in filter(has_interactions, MODELS):
             base = f"results/{dataset}/{model}"
             outputs += [
                 f"{base}/interaction_alignment.parquet",
@@ -283,7 +367,7 @@ def get_validation_labels(wildcards):
             "control": is_control(d),
             "semantic": (
                 f"results/{d}/{m}/semantic_interactions.parquet"
-                if m in MODELS
+                if m in MODELS and has_interactions(m)
                 else None
             ),
         }
@@ -310,13 +394,17 @@ def get_replicate_runs(wildcards):
     """Contributions of the main run of every model and of its seed replicates."""
     return [
         f"results/{wildcards.dataset}/{r}/contributions.parquet"
-        for m in MODELS
+        for m in TRAINED_MODELS
         for r in [m] + [f"{m}.seed{s}" for s in SEEDS]
     ]
 
 
 def get_replicate_labels(wildcards):
-    return [{"model": m, "seed": s} for m in MODELS for s in [config["seed"]] + SEEDS]
+    return [
+        {"model": m, "seed": s}
+        for m in TRAINED_MODELS
+        for s in [config["seed"]] + SEEDS
+    ]
 
 
 def get_training_data_runs(wildcards):
@@ -350,23 +438,26 @@ def get_table_outputs():
             f"{figures}/categories.png",
         ]
         for model in MODELS:
+            if has_interactions(model):
+                outputs += [f"{figures}/semantic_interactions_{model}.png"]
             outputs += [
                 f"{figures}/top_semantics_{model}.png",
-                f"{figures}/semantic_interactions_{model}.png",
                 f"{figures}/examples_{model}.png",
                 f"{tables}/failures_{model}.md",
                 f"{figures}/failures_{model}.png",
                 f"{figures}/worst_best_{model}.png",
             ]
         if dataset in PROGRESSIVE_DATASETS:
-            for model in MODELS:
+            for model in TRAINED_MODELS:
                 outputs += [
                     f"{tables}/progressive_{model}.md",
                     f"{figures}/progressive_{model}.png",
                 ]
-        if dataset in SEED_DATASETS:
+        if dataset in SEED_DATASETS and TRAINED_MODELS:
             outputs += [f"{tables}/seed_stability.md"]
-            outputs += [f"{figures}/seed_replicates_{model}.png" for model in MODELS]
+            outputs += [
+                f"{figures}/seed_replicates_{model}.png" for model in TRAINED_MODELS
+            ]
     for dataset in validated_datasets():
         outputs += [
             f"results/{dataset}/tables/validation.md",
@@ -382,3 +473,157 @@ def get_table_outputs():
 
 def get_final_outputs():
     return get_table_outputs() + get_interaction_outputs()
+
+
+# ------------------------------------------------------------- resources
+# The mem_mb and runtime of every job come from saldissect.resources.estimate,
+# the data's size, the model, the batch, and the attempt (a retried job asks
+# for twice, then three times as much).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@lru_cache(maxsize=None)
+def _count_images(folder):
+    """Images in a folder (one directory scan); 0 when it does not exist yet."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if e.name.lower().endswith(IMAGE_SUFFIXES))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+
+
+def dataset_size(dataset):
+    """Images of each split of a dataset: train, val and probe."""
+    cfg = config["datasets"][dataset]
+    if cfg["source"] == "synthetic":
+        world = config["synthetic"]
+        return {k: world[f"n_{k}"] for k in ("train", "val", "probe")}
+    probe_images = cfg.get("probe_images") or f"{cfg['probe']}/images"
+    return {
+        "train": _count_images(f"{cfg['salicon']}/images/train"),
+        "val": _count_images(f"{cfg['salicon']}/images/val"),
+        "probe": _count_images(probe_images),
+    }
+
+
+# Per rule: the training section (epochs, batch), the images passed over per
+# epoch, and the batch size of the stages that only infer.
+def _stage_work(stage, wildcards):
+    sizes = dataset_size(wildcards.dataset)
+    both = sizes["train"] + sizes["val"]
+    if stage in ("train_baseline", "train_phase1", "train_phase2", "train_interaction"):
+        section = config["train"][stage.removeprefix("train_")]
+        return section["batch_size"], both, section["epochs"]
+    if stage == "cache_prob_maps":
+        return config["train"]["phase2"]["batch_size"], both, 1
+    if stage == "compute_thresholds":
+        return config["thresholds"]["batch_size"], sizes["val"], 1
+    if stage == "dissect_bases":
+        return config["dissection"]["batch_size"], sizes["probe"], 1
+    if stage == "evaluate_models":
+        return config["evaluation"]["batch_size"], sizes["val"], len(VARIANTS)
+    if stage in ("analyse_interactions", "collect_examples"):
+        return config["interaction"]["batch_size"], sizes["val"], 1
+    raise ValueError(f"no resource model for rule {stage}")
+
+
+# Vocabulary sizes for the dissection's bootstrap state before the probe is
+# indexed: the paper's Visual Genome vocabulary, and a synthetic world's.
+EXPECTED_CONCEPTS = {"synthetic": 64, "real": 2000}
+
+
+def get_resources(stage, wildcards, attempt):
+    from saldissect.resources import estimate
+
+    batch, images, epochs = _stage_work(stage, wildcards)
+    kind = "synthetic" if is_synthetic(wildcards.dataset) else "real"
+    section = stage.removeprefix("train_")
+    held = 0
+    if (
+        section in ("phase2", "interaction")
+        and frozen_maps(section, wildcards) == "memory"
+    ):
+        held = config["train"][section]["cache_mb"]
+    return estimate(
+        stage,
+        get_model_config(wildcards),
+        batch_size=batch,
+        n_images=images,
+        epochs=epochs,
+        gpu=config["gpus"] > 0,
+        attempt=attempt,
+        n_concepts=EXPECTED_CONCEPTS[kind],
+        bootstrap=config["contributions"]["bootstrap"],
+        pooled=config["contributions"]["score"] == "pooled_iou",
+        held_mb=held,
+    )
+
+
+def get_mem_mb(stage):
+    def mem_mb(wildcards, attempt):
+        return get_resources(stage, wildcards, attempt)["mem_mb"]
+
+    return mem_mb
+
+
+def get_runtime(stage):
+    def runtime(wildcards, attempt):
+        return get_resources(stage, wildcards, attempt)["runtime"]
+
+    return runtime
+
+
+# ------------------------------------------------- P of a frozen phase one
+def frozen_maps(section, wildcards):
+    """How ``train.<section>`` (phase2, interaction) gets P of the frozen phase one.
+
+    ``auto`` resolves here, where the data's size is known: ``memory`` when the
+    float32 P of every train and val image fits ``cache_mb``; otherwise
+    ``disk`` on CPUs, where reading a cached map is about 20x cheaper than
+    recomputing it, and ``recompute`` on GPUs, where the forward pass costs
+    about what the read does and the cache would need 74-295 GB per model
+    (bench/frozen_maps.py, README "Paper scale").
+    """
+    cfg = config["train"][section]
+    if cfg["frozen_maps"] != "auto":
+        return cfg["frozen_maps"]
+    from saldissect.resources import prob_bytes
+
+    sizes = dataset_size(wildcards.dataset)
+    needed = (sizes["train"] + sizes["val"]) * prob_bytes(get_model_config(wildcards))
+    if needed <= cfg["cache_mb"] * 2**20:
+        return "memory"
+    return "recompute" if config["gpus"] > 0 else "disk"
+
+
+def get_frozen_training(section):
+    """The training section of a stage on a frozen phase one, its frozen_maps resolved."""
+
+    def training(wildcards):
+        return {
+            **config["train"][section],
+            "frozen_maps": frozen_maps(section, wildcards),
+        }
+
+    return training
+
+
+def get_prob_cache(section):
+    """The float16 P files of rule cache_prob_maps when ``train.<section>`` reads them."""
+
+    def cache(wildcards):
+        if frozen_maps(section, wildcards) != "disk":
+            return {}
+        base = f"results/{wildcards.dataset}/{wildcards.model}/frozen"
+        return {"train_cache": f"{base}/train.npy", "val_cache": f"{base}/val.npy"}
+
+    return cache
+
+
+def scaled(amount):
+    """A fixed request for rules whose cost does not depend on the data, x attempt."""
+
+    def by_attempt(wildcards, attempt):
+        return amount * attempt
+
+    return by_attempt

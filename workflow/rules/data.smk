@@ -15,8 +15,8 @@ rule generate_world:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
     params:
         synthetic=config["synthetic"],
     script:
@@ -39,10 +39,10 @@ rule prepare_data:
         "results/benchmarks/{dataset}/prepare_data.tsv"
     conda:
         "../../envs/saldissect.yaml"
-    threads: 1
+    threads: config["threads"]
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
     params:
         dataset=get_dataset_config,
         paths=get_dataset_paths,

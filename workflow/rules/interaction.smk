@@ -3,6 +3,7 @@
 
 rule train_interaction:
     input:
+        unpack(get_prob_cache("interaction")),
         train="results/{dataset}/data/train.parquet",
         val="results/{dataset}/data/val.parquet",
         phase1="results/{dataset}/{model}/phase1/model.pt",
@@ -13,16 +14,18 @@ rule train_interaction:
         "results/logs/{dataset}/{model}/train_interaction.log",
     benchmark:
         "results/benchmarks/{dataset}/{model}/train_interaction.tsv"
+    wildcard_constraints:
+        model=runs_trained("interaction"),
     conda:
         "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=16000,
-        runtime=12 * 60,
+        mem_mb=get_mem_mb("train_interaction"),
+        runtime=get_runtime("train_interaction"),
         gpu=config["gpus"],
     params:
         model=get_model_config,
-        train=config["train"]["interaction"],
+        train=get_frozen_training("interaction"),
         dim=config["interaction"]["dim"],
         seed=config["seed"],
         device=config["device"],
@@ -49,8 +52,8 @@ rule analyse_interactions:
         "../../envs/saldissect.yaml"
     threads: config["threads"]
     resources:
-        mem_mb=8000,
-        runtime=6 * 60,
+        mem_mb=get_mem_mb("analyse_interactions"),
+        runtime=get_runtime("analyse_interactions"),
         gpu=config["gpus"],
     params:
         model=get_model_config,
@@ -81,8 +84,8 @@ rule plot_interactions:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         top=config["interaction"]["top_concepts"],
     script:

@@ -1,6 +1,42 @@
 # Tables and figures from Parquet artifacts, and the synthetic recovery check.
 
 
+# Tables and figures take seconds: on a cluster they run on the submitting
+# node, not as jobs of their own.
+localrules:
+    make_tables,
+    validate_recovery,
+    plot_examples,
+    analyse_failures,
+    track_progress,
+    compare_seeds,
+    compare_training_data,
+    plot_interactions,
+    score_contributions,
+    effective_config,
+
+
+# The configuration a run uses, every default filled in: what to check before
+# a long run (`snakemake results/effective_config.yaml --configfile ...`).
+rule effective_config:
+    output:
+        "results/effective_config.yaml",
+    log:
+        "results/logs/effective_config.log",
+    benchmark:
+        "results/benchmarks/effective_config.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(5),
+    params:
+        config=config,
+    script:
+        "../scripts/effective_config.py"
+
+
 rule make_tables:
     input:
         metrics=get_dataset_metrics,
@@ -51,8 +87,8 @@ rule make_tables:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         confidence=config["contributions"]["confidence"],
         seed=config["seed"],
@@ -85,8 +121,8 @@ rule validate_recovery:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         min_abs_weight=config["validation"]["min_abs_weight"],
         labels=get_validation_labels,
@@ -114,8 +150,8 @@ rule plot_examples:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     script:
         "../scripts/plot_examples.py"
 
@@ -155,8 +191,8 @@ rule analyse_failures:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         failures=config["failures"],
         vocabulary=config["vocabulary"],
@@ -190,8 +226,8 @@ rule track_progress:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         epochs=get_progressive_labels,
         top=config["progressive"]["top"],
@@ -227,8 +263,8 @@ rule compare_seeds:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         labels=get_replicate_labels,
         top=config["replicates"]["top"],
@@ -261,8 +297,8 @@ rule compare_training_data:
         "../../envs/saldissect.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
     params:
         labels=get_training_data_labels,
         top=config["replicates"]["top"],

@@ -10,4 +10,5 @@ pipeline.run_evaluation(
     snakemake.output.image_scores,
     seed=snakemake.params.seed,
     device=snakemake.params.device,
+    threads=snakemake.threads,
 )

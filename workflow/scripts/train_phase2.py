@@ -14,4 +14,5 @@ pipeline.run_phase2(
     seed=snakemake.params.seed,
     threads=snakemake.threads,
     device=snakemake.params.device,
+    cache=pipeline.prob_cache_inputs(snakemake.input),
 )

@@ -1,0 +1,154 @@
+"""What each rule asks a cluster for: memory and time from the data, the model and the batch.
+
+One function, `estimate`, serves every rule (workflow/rules/common.smk calls it
+through `get_resources`). Its model of a job:
+
+- **memory** = a fixed process base (Python, PyTorch, loader workers) + the
+  model's parameters (x4 when training with Adam: weights, gradients, two
+  moments) + a batch's activations + the stage's own accumulators. A batch's
+  activations are measured, not guessed: one forward pass on PyTorch's
+  ``meta`` device (no memory, no compute) sums the outputs of every leaf
+  module for one image; training keeps all of them for the backward pass,
+  inference about the largest few. Stage accumulators: P of a batch for the
+  stages on a frozen phase one, the attention of a batch for interactions,
+  and the bootstrap state (R x N x K float32, twice for pooled IoU) for
+  dissection. Nothing grows with the number of images: every stage streams.
+- **time** = images x epochs x seconds per image (per stage, per device kind:
+  ``SECONDS_PER_IMAGE`` of the paper's DINet at 480 x 640, scaled by the
+  model's multiply-adds, counted in the same ``meta`` pass) + a fixed start-up.
+- both are multiplied by ``attempt``: the Slurm profile retries a job that ran
+  out of either with twice, then three times the first request.
+
+The constants are conservative fits to `bench/paper_scale.py` (CPU) and the
+projection in the README (GPU); `bench/paper_scale.py` prints requested vs
+measured peak memory for every rule, so a drift shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+
+BASE_MB = 1200  # an idle job: interpreter, torch, CUDA context or loader workers
+TRAINING_STAGES = ("train_baseline", "train_phase1", "train_phase2", "train_interaction")
+FROZEN_STAGES = ("train_phase2", "train_interaction", "cache_prob_maps")
+# Seconds per image of the paper's DINet at 480 x 640 (forward and backward
+# when training) on a 16-core CPU node and on one H200-class GPU; other models
+# scale by their multiply-adds. README "Paper scale" says where they come from.
+SECONDS_PER_IMAGE = {"cpu": {"train": 3.0, "infer": 1.0}, "gpu": {"train": 0.015, "infer": 0.005}}
+PAPER_DINET_GMACS = 200.0  # multiply-adds of one 480 x 640 image through the paper's DINet
+
+
+@lru_cache(maxsize=64)
+def _profile(model_json: str, head: str) -> dict[str, float]:
+    """Parameters, activations and multiply-adds of one image, from a ``meta``-device pass."""
+    import torch
+
+    from saldissect.train import build_model
+
+    cfg = json.loads(model_json)
+    with torch.device("meta"):  # ImageNet weights are not read: only shapes matter
+        model = build_model({**cfg, "weights": "none"}, head)
+    sizes: list[int] = []
+    macs = [0.0]
+
+    def hook(module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel())
+            if isinstance(module, torch.nn.Conv2d):
+                kernel = module.weight[0].numel()
+                macs[0] += output.numel() * kernel
+            elif isinstance(module, torch.nn.Linear):
+                macs[0] += output.numel() * module.in_features
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    height, width = cfg.get("input_size", (480, 640))
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, height, width, dtype=torch.uint8, device="meta"))
+    for handle in handles:
+        handle.remove()
+    grid = tuple(out["prob"].shape[-2:]) if "prob" in out else (1, 1)
+    return {
+        "params": float(sum(p.numel() for p in model.parameters())),
+        "activations": float(sum(sizes)),
+        "largest": float(max(sizes)),
+        "macs": macs[0],
+        "cells": float(grid[0] * grid[1]),
+        "n_bases": float(getattr(model, "n_bases", 0)),
+        "megapixels": height * width / 1e6,
+    }
+
+
+def prob_bytes(model_cfg: dict) -> int:
+    """Bytes of one image's float32 P (N bases x the feature grid) for a ``models:`` entry."""
+    profile = _profile(json.dumps(model_cfg, sort_keys=True), "factorised")
+    return int(4 * profile["n_bases"] * profile["cells"])
+
+
+def estimate(
+    stage: str,
+    model_cfg: dict | None,
+    *,
+    batch_size: int = 1,
+    n_images: int = 0,
+    epochs: int = 1,
+    gpu: bool = False,
+    attempt: int = 1,
+    n_concepts: int = 0,
+    bootstrap: int = 0,
+    pooled: bool = False,
+    held_mb: float = 0.0,
+) -> dict[str, int]:
+    """``{"mem_mb": host MB, "runtime": minutes, "device_mb": working set}`` for one job
+    of ``stage`` (a rule name); ``device_mb`` is what a GPU job needs on the GPU.
+
+    ``model_cfg`` is the run's ``models:`` entry (None for stages without a
+    model); ``n_images`` the images the stage passes over per epoch;
+    ``n_concepts`` and ``bootstrap`` size the dissection's state; ``held_mb``
+    is data a stage keeps whole on purpose (P of a small split in memory).
+    """
+    attempt = max(1, int(attempt))
+    if model_cfg is None:
+        memory = BASE_MB + 2 * n_images / 1000  # tables only
+        minutes = 5 + n_images / 20000
+        return {
+            "mem_mb": int(memory * attempt),
+            "runtime": int(math.ceil(minutes * attempt)),
+            "device_mb": 0,
+        }
+    head = "plain" if stage == "train_baseline" else "factorised"
+    profile = _profile(json.dumps(model_cfg, sort_keys=True), head)
+    mb = 4 / 2**20  # float32 bytes, in MB
+    training = stage in TRAINING_STAGES and stage not in FROZEN_STAGES
+    if training:
+        memory = 4 * profile["params"] * mb + batch_size * profile["activations"] * mb
+    else:
+        memory = profile["params"] * mb + 4 * batch_size * profile["largest"] * mb
+    prob = batch_size * profile["n_bases"] * profile["cells"] * mb
+    if stage in FROZEN_STAGES:
+        memory += 4 * prob + held_mb
+    if stage in ("train_interaction", "analyse_interactions"):
+        memory += 3 * batch_size * profile["cells"] ** 2 * mb  # attention, forward and backward
+    if stage == "dissect_bases":
+        memory += 4 * prob + bootstrap * profile["n_bases"] * n_concepts * mb * (3 if pooled else 2)
+        memory += 4 * profile["n_bases"] * n_concepts * 8 / 2**20  # float64 sums
+    # On a GPU the working set lives in device memory; the host keeps the
+    # process, a copy of the weights and the loader's batches in flight.
+    device_mb = memory
+    if gpu:
+        loader = 4 * batch_size * 3 * profile["megapixels"] * 1e6 / 2**20  # uint8, prefetched
+        memory = profile["params"] * mb + loader
+    memory += BASE_MB
+    kind = "gpu" if gpu else "cpu"
+    scale = max(profile["macs"] / 1e9 / PAPER_DINET_GMACS, 1e-3)
+    per_image = SECONDS_PER_IMAGE[kind]["train" if training else "infer"] * scale
+    if stage in ("train_phase2", "train_interaction"):
+        per_image *= 1.3  # P recomputed, plus the head's backward
+    minutes = 5 + n_images * epochs * per_image / 60
+    return {
+        "mem_mb": int(math.ceil(memory * attempt)),
+        "runtime": int(math.ceil(minutes * attempt)),
+        "device_mb": int(math.ceil(device_mb)),
+    }

@@ -1,0 +1,12 @@
+from saldissect import pipeline
+
+pipeline.setup(snakemake.threads, snakemake.log[0])
+pipeline.run_prob_cache(
+    snakemake.input.phase1,
+    {"train": snakemake.input.train, "val": snakemake.input.val},
+    snakemake.params.model,
+    {"train": snakemake.output.train, "val": snakemake.output.val},
+    batch_size=snakemake.params.batch_size,
+    threads=snakemake.threads,
+    device=snakemake.params.device,
+)
