@@ -150,7 +150,7 @@ def write_visual_genome(root: Path, count: int, seed: int) -> None:
     (root / "objects.json").write_text(json.dumps(objects))
 
 
-def config(data: Path) -> dict:
+def config(data: Path, interactions: bool) -> dict:
     return {
         "preset": "paper",
         "threads": 2,
@@ -167,20 +167,20 @@ def config(data: Path) -> dict:
         "vocabulary": {"min_object_count": 1, "min_attribute_count": 1},
         "train": {
             "phase1": ONE_EPOCH,
-            "phase2": {**ONE_EPOCH, "frozen_maps": "recompute"},
-            "interaction": {**ONE_EPOCH, "frozen_maps": "recompute"},
+            "phase2": ONE_EPOCH,
+            "interaction": ONE_EPOCH,
         },
         "thresholds": {"batch_size": 8},
         "dissection": {"batch_size": 8},
         "evaluation": {"variants": ["phase1", "phase2"], "batch_size": 8},
-        "interaction": {"batch_size": 4},
+        "interaction": {"batch_size": 4, "enabled": interactions},
         "contributions": {"bootstrap": 200},
         "progressive": {"epochs": []},
         "failures": {"min_images": 3},
     }
 
 
-def run(size: int, out: Path, cores: int) -> tuple[pd.DataFrame, float]:
+def run(size: int, out: Path, cores: int, interactions: bool) -> tuple[pd.DataFrame, float]:
     work = out / f"n{size}"
     data = work / "data"
     if not (data / "done").exists():
@@ -190,7 +190,7 @@ def run(size: int, out: Path, cores: int) -> tuple[pd.DataFrame, float]:
         write_visual_genome(data / "visual_genome", size // 2, 0)
         (data / "done").touch()
         print(f"n={size}: data written in {time.perf_counter() - start:.0f} s", flush=True)
-    (work / "config.yaml").write_text(yaml.safe_dump(config(data)))
+    (work / "config.yaml").write_text(yaml.safe_dump(config(data, interactions)))
     start = time.perf_counter()
     result = subprocess.run(
         [
@@ -232,11 +232,17 @@ def main() -> None:
     parser.add_argument("--factor", type=int, default=4)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/saldissect-paper-scale"))
+    parser.add_argument(
+        "--no-interactions",
+        action="store_true",
+        help="leave out the interaction variant (interaction.enabled: false), the costliest "
+        "stage on a CPU (about 1.5 s an image an epoch here)",
+    )
     args = parser.parse_args()
     small, large = args.n, args.n * args.factor
     results = {}
     for size in (small, large):
-        results[size] = run(size, args.out, args.cores)
+        results[size] = run(size, args.out, args.cores, not args.no_interactions)
         print(f"n={size}: workflow {results[size][1] / 60:.1f} min", flush=True)
     a, b = results[small][0], results[large][0]
     table = a.add_suffix(f"_{small}").join(b.add_suffix(f"_{large}"), how="outer")
@@ -247,7 +253,8 @@ def main() -> None:
         f"# paper_scale: N = {small} vs {large} training images "
         f"(val N/4, probe N/2), {time.strftime('%Y-%m-%d')}",
         f"CPU: {cpu_name()}, {args.cores} cores; model: {json.dumps(MODEL['backbone'])}, "
-        f"512 bases, 480x640 input",
+        f"512 bases, 480x640 input"
+        + ("; interaction variant left out" if args.no_interactions else ""),
         f"workflow wall time: {results[small][1] / 60:.1f} min vs {results[large][1] / 60:.1f} min",
         "",
         table.to_markdown(),

@@ -119,7 +119,7 @@ def _effective(workflow_dir, *args) -> dict:
     return yaml.safe_load((workflow_dir / "results/effective_config.yaml").read_text())
 
 
-# METHOD.md's reference values for every training and analysis key.
+# docs/method.md's reference values for every training and analysis key.
 PAPER_TRAINING = {
     "epochs": 30,
     "batch_size": 10,

@@ -1,4 +1,4 @@
-"""Interactions (METHOD.md 6): attention, chunked statistics, I and S, the planted pair."""
+"""Interactions (docs/method.md 6): attention, chunked statistics, I and S, the planted pair."""
 
 import numpy as np
 import pandas as pd

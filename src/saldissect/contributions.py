@@ -1,4 +1,4 @@
-"""Contributions of semantics to saliency (METHOD.md 5) and the synthetic check.
+"""Contributions of semantics to saliency (docs/method.md 5) and the synthetic check.
 
 ``beta(n, c)``: for each basis its top-k concepts by alignment, normalised to
 sum 1 (bases whose top-k alignments sum to 0 are dropped). ``R(c) = sum_n

@@ -1,4 +1,4 @@
-"""Evaluation on the validation split (METHOD.md 7), streamed batch by batch.
+"""Evaluation on the validation split (docs/method.md 7), streamed batch by batch.
 
 Each batch of validation images goes through every variant's model; each
 prediction is resized to its image's own size, optionally multiplied by a

@@ -1,4 +1,4 @@
-"""Interactions: self-attention over grid cells during reformulation (METHOD.md 6).
+"""Interactions: self-attention over grid cells during reformulation (docs/method.md 6).
 
 The interaction variant of phase two keeps phase one frozen and reads its
 probability maps ``P`` (B x N x h x w) as ``hw`` tokens of N values:

@@ -1,6 +1,6 @@
 """Saliency models whose last hidden features are factorised into bases.
 
-METHOD.md sections 1-2. Every model is a `SaliencyModel`: a `features` module
+docs/method.md sections 1-2. Every model is a `SaliencyModel`: a `features` module
 maps an image batch to the features `F` (B x C x h x w) that feed the saliency
 layer, and one of three heads turns `F` into a saliency map:
 
@@ -284,7 +284,7 @@ class DINetFeatures(nn.Module):
 
 
 class SaliencyModel(nn.Module):
-    """Features, N bases and the three saliency heads of METHOD.md 1-2.
+    """Features, N bases and the three saliency heads of docs/method.md 1-2.
 
     ``forward`` returns a dict with ``saliency`` (B x 1 x H x W, in [0, 1], at the
     input size) and, unless the head is ``plain``, ``prob`` (B x N x h x w).

@@ -35,7 +35,7 @@ bases of a baseline. `save_imported` writes our checkpoint format (the
 ``model.pt`` of `saldissect.train`), so the workflow can use the result as a
 trained model.
 
-The reference has no interaction variant (METHOD.md 6 is this project's), so
+The reference has no interaction variant (docs/method.md 6 is this project's), so
 there is nothing of it to import.
 
 Command line (also installed as ``saldissect-import``)::

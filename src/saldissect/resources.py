@@ -36,7 +36,7 @@ FROZEN_STAGES = ("train_phase2", "train_interaction", "cache_prob_maps")
 # Seconds per image of the paper's DINet at 480 x 640 (forward and backward
 # when training) on a 16-core CPU node and on one H200-class GPU; other models
 # scale by their multiply-adds. README "Paper scale" says where they come from.
-SECONDS_PER_IMAGE = {"cpu": {"train": 3.0, "infer": 1.0}, "gpu": {"train": 0.015, "infer": 0.005}}
+SECONDS_PER_IMAGE = {"cpu": {"train": 3.0, "infer": 1.5}, "gpu": {"train": 0.015, "infer": 0.005}}
 PAPER_DINET_GMACS = 200.0  # multiply-adds of one 480 x 640 image through the paper's DINet
 
 
@@ -100,6 +100,9 @@ def estimate(
     bootstrap: int = 0,
     pooled: bool = False,
     held_mb: float = 0.0,
+    frozen_maps: str = "recompute",
+    attention_dim: int = 256,
+    attention_mb: float = 256.0,
 ) -> dict[str, int]:
     """``{"mem_mb": host MB, "runtime": minutes, "device_mb": working set}`` for one job
     of ``stage`` (a rule name); ``device_mb`` is what a GPU job needs on the GPU.
@@ -107,7 +110,11 @@ def estimate(
     ``model_cfg`` is the run's ``models:`` entry (None for stages without a
     model); ``n_images`` the images the stage passes over per epoch;
     ``n_concepts`` and ``bootstrap`` size the dissection's state; ``held_mb``
-    is data a stage keeps whole on purpose (P of a small split in memory).
+    is data a stage keeps whole on purpose (P of a small split in memory);
+    ``frozen_maps`` how phase two and the interaction variant get P (a
+    recomputed P costs the frozen model's forward pass every step, a read one
+    almost nothing); ``attention_dim`` and ``attention_mb`` are the
+    interaction's query width and the analysis's block budget.
     """
     attempt = max(1, int(attempt))
     if model_cfg is None:
@@ -129,8 +136,11 @@ def estimate(
     prob = batch_size * profile["n_bases"] * profile["cells"] * mb
     if stage in FROZEN_STAGES:
         memory += 4 * prob + held_mb
-    if stage in ("train_interaction", "analyse_interactions"):
-        memory += 3 * batch_size * profile["cells"] ** 2 * mb  # attention, forward and backward
+    cells, n_bases = profile["cells"], profile["n_bases"]
+    if stage == "train_interaction":  # fused attention: queries, keys, values and their grads
+        memory += 6 * batch_size * cells * (attention_dim + n_bases) * mb
+    if stage == "analyse_interactions":  # one block of attention rows at a time
+        memory += attention_mb + 4 * prob
     if stage == "dissect_bases":
         memory += 4 * prob + bootstrap * profile["n_bases"] * n_concepts * mb * (3 if pooled else 2)
         memory += 4 * profile["n_bases"] * n_concepts * 8 / 2**20  # float64 sums
@@ -142,10 +152,16 @@ def estimate(
         memory = profile["params"] * mb + loader
     memory += BASE_MB
     kind = "gpu" if gpu else "cpu"
+    rates = SECONDS_PER_IMAGE[kind]
     scale = max(profile["macs"] / 1e9 / PAPER_DINET_GMACS, 1e-3)
-    per_image = SECONDS_PER_IMAGE[kind]["train" if training else "infer"] * scale
+    per_image = rates["train" if training else "infer"] * scale
     if stage in ("train_phase2", "train_interaction"):
-        per_image *= 1.3  # P recomputed, plus the head's backward
+        # the frozen forward when P is recomputed, next to nothing when it is read
+        per_image = rates["infer"] * scale * (1.0 if frozen_maps == "recompute" else 0.02)
+    if stage in ("train_interaction", "analyse_interactions"):
+        # attention over every pair of cells: Q K^T and A P, x3 when training
+        attention = 2 * cells**2 * (attention_dim + n_bases) / 1e9 / PAPER_DINET_GMACS
+        per_image += rates["train"] * attention * (1 if stage == "train_interaction" else 1 / 3)
     minutes = 5 + n_images * epochs * per_image / 60
     return {
         "mem_mb": int(math.ceil(memory * attempt)),

@@ -385,9 +385,12 @@ def frozen_mode(cfg: dict, n_images: int, n_bases: int, grid: tuple[int, int]) -
     ``memory``: computed once, kept in RAM as float32 (small worlds);
     ``recompute``: recomputed under ``no_grad`` at every step (memory flat in
     the number of images); ``disk``: read from the float16 cache that rule
-    ``cache_prob_maps`` writes (`write_prob_cache`). ``auto`` takes ``memory``
-    when P of every image fits ``cache_mb`` and ``recompute`` otherwise
-    (README, "Paper scale", has the measurements behind that choice).
+    ``cache_prob_maps`` writes (`write_prob_cache`). Here ``auto`` takes
+    ``memory`` when P of every image fits ``cache_mb`` and ``recompute``
+    otherwise; the workflow resolves ``auto`` before this (common.smk,
+    ``frozen_maps``), to ``disk`` rather than ``recompute`` on a CPU, where
+    reading a cached map is about 20x cheaper than recomputing it
+    (bench/frozen_maps.py).
     """
     mode = cfg.get("frozen_maps", "auto")
     if mode not in FROZEN_MAPS:

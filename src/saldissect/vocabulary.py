@@ -1,4 +1,4 @@
-"""Concept vocabulary: how scene-graph names become concepts (METHOD.md 4).
+"""Concept vocabulary: how scene-graph names become concepts (docs/method.md 4).
 
 Object names are lower-cased, whitespace-collapsed and made singular with
 `lemminflect`'s dictionary (no data download); a multi-word name stays one

@@ -1,4 +1,4 @@
-# Analysis: thresholds, dissection, contributions, evaluation (METHOD.md 3-5, 7).
+# Analysis: thresholds, dissection, contributions, evaluation (docs/method.md 3-5, 7).
 
 
 rule compute_thresholds:

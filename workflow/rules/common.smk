@@ -158,7 +158,10 @@ def runs_imported(phase):
 
 
 def has_interactions(model):
-    """Imported models get the interaction variant only with checkpoints.interaction: train."""
+    """Whether a model gets the interaction variant: unless interaction.enabled is
+    false, and for imported models only with checkpoints.interaction: train."""
+    if not config["interaction"]["enabled"]:
+        return False
     return not IMPORTED[model] or IMPORTED[model].get("interaction") == "train"
 
 
@@ -346,7 +349,7 @@ def get_validation_interactions(wildcards):
 
 
 def get_interaction_outputs():
-    """Interaction analyses and heatmaps of every run (METHOD.md 6)."""
+    """Interaction analyses and heatmaps of every run (docs/method.md 6)."""
     outputs = []
     for dataset in DATASETS:
         for model in filter(has_interactions, MODELS):
@@ -538,12 +541,10 @@ def get_resources(stage, wildcards, attempt):
     batch, images, epochs = _stage_work(stage, wildcards)
     kind = "synthetic" if is_synthetic(wildcards.dataset) else "real"
     section = stage.removeprefix("train_")
-    held = 0
-    if (
-        section in ("phase2", "interaction")
-        and frozen_maps(section, wildcards) == "memory"
-    ):
-        held = config["train"][section]["cache_mb"]
+    held, frozen = 0, "recompute"
+    if section in ("phase2", "interaction"):
+        frozen = frozen_maps(section, wildcards)
+        held = config["train"][section]["cache_mb"] if frozen == "memory" else 0
     return estimate(
         stage,
         get_model_config(wildcards),
@@ -556,6 +557,9 @@ def get_resources(stage, wildcards, attempt):
         bootstrap=config["contributions"]["bootstrap"],
         pooled=config["contributions"]["score"] == "pooled_iou",
         held_mb=held,
+        frozen_maps=frozen,
+        attention_dim=config["interaction"]["dim"],
+        attention_mb=config["interaction"]["attention_mb"],
     )
 
 

@@ -1,4 +1,4 @@
-# Interactions: self-attention over grid cells during reformulation (METHOD.md 6).
+# Interactions: self-attention over grid cells during reformulation (docs/method.md 6).
 
 
 rule train_interaction:

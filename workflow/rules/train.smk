@@ -1,5 +1,5 @@
 # Training: baseline (plain head), phase one (factorised) and phase two
-# (reformulated), METHOD.md 1-2.
+# (reformulated), docs/method.md 1-2.
 
 
 rule train_baseline:
