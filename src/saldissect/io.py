@@ -135,8 +135,10 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, schema: str) -> None:
     write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def read_parquet(path: str | Path, schema: str) -> pd.DataFrame:
-    frame = pd.read_parquet(path)
+def read_parquet(path: str | Path, schema: str, filters: list | None = None) -> pd.DataFrame:
+    """A Parquet artifact, its columns checked; ``filters`` (pyarrow's, e.g.
+    ``[("source", "in", names)]``) keep only matching rows, batch by batch."""
+    frame = pd.read_parquet(path, filters=filters)
     try:
         return check_schema(frame, schema)
     except ValueError as error:

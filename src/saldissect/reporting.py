@@ -271,8 +271,10 @@ def plot_interactions(
     targets, each row scaled by its largest entry."""
     table = read_parquet(contributions, "contributions")
     concepts = heatmap_concepts(table, top)
+    # only the shown pairs: the table has a row per pair of the whole vocabulary
+    shown = [("source", "in", concepts), ("target", "in", concepts)] if concepts else None
     matrix = (
-        read_parquet(semantic, "semantic_interactions")
+        read_parquet(semantic, "semantic_interactions", filters=shown)
         .pivot(index="source", columns="target", values="weight")
         .reindex(index=concepts, columns=concepts)
         .fillna(0.0)
