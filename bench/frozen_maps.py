@@ -29,17 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from saldissect.resources import cpu_model
 from saldissect.train import ProbCache, build_model, write_prob_cache
 
 SIZES = {"dinet": [480, 640], "salicon": [480, 640], "transalnet": [240, 320]}
 EPOCHS, PAPER_IMAGES = 30, 15_000
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def write_split(root: Path, n: int) -> pd.DataFrame:
@@ -74,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     device = torch.device("cpu")
-    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         table = write_split(Path(tmp), args.images)
         for arch in args.models:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pandas as pd
 import scipy.io
 import yaml
 
+from saldissect.resources import cpu_model
 from saldissect.synthetic import _gaze_struct, saliency_map
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,13 +62,6 @@ ONE_EPOCH = {
     "lr_decay_every": 2,
     "lr_decay": 0.1,
 }
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def _image(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
@@ -252,7 +245,7 @@ def main() -> None:
     lines = [
         f"# paper_scale: N = {small} vs {large} training images "
         f"(val N/4, probe N/2), {time.strftime('%Y-%m-%d')}",
-        f"CPU: {cpu_name()}, {args.cores} cores; model: {json.dumps(MODEL['backbone'])}, "
+        f"CPU: {cpu_model()}, {args.cores} cores; model: {json.dumps(MODEL['backbone'])}, "
         f"512 bases, 480x640 input"
         + ("; interaction variant left out" if args.no_interactions else ""),
         f"workflow wall time: {results[small][1] / 60:.1f} min vs {results[large][1] / 60:.1f} min",

@@ -37,18 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from saldissect.resources import cpu_model
+
 SYLLABLES = "ba be bi bo bu ca ce co da de di do fa fe fi ga go ha he ho ka ke ki ko la le li lo"
 SYLLABLES += " ma me mi mo na ne ni no pa pe pi po ra re ri ro sa se si so ta te ti to va ve vo"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def vocabulary(rng: np.random.Generator, count: int, words: tuple[int, int]) -> list[str]:
@@ -314,7 +306,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("index", "checks"), default=None)
     parser.add_argument("--tmp", default=None, help="folder for the generated files")
     args = parser.parse_args()
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores visible; threads for checks: {args.threads}")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores visible; threads for checks: {args.threads}")
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         if args.only != "checks":
             bench_index(args, Path(tmp))

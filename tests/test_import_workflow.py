@@ -6,15 +6,13 @@ named under ``models.<m>.checkpoints``; the run imports them, thresholds,
 dissects, evaluates and tabulates, and no training rule runs.
 """
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
 from test_reference import TRUNK, reference_state
+from test_workflow import snakemake
 
 E, N = 8, 6
 
@@ -44,12 +42,7 @@ def _config(checkpoints: dict) -> dict:
 
 
 def _snakemake(cwd, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", "ref.yaml"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
+    return snakemake(cwd, *args, configfile="ref.yaml")
 
 
 @pytest.fixture

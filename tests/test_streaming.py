@@ -115,19 +115,23 @@ def test_recomputing_p_leaves_the_frozen_batch_norms_alone(world):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_streamed_evaluation_scores_each_image_as_the_metrics_do(world):
-    _, _, val, model, _ = world
-    means, images = evaluate(
+def _evaluate(model, val, *, batch_size):
+    return evaluate(
         {"phase1": model},
         val,
         SIZE,
-        batch_size=5,
+        batch_size=batch_size,
         device=torch.device("cpu"),
         center_bias_sigma=None,
         sauc_others=3,
         sauc_pool=6,
         seed=0,
     )
+
+
+def test_streamed_evaluation_scores_each_image_as_the_metrics_do(world):
+    _, _, val, model, _ = world
+    means, images = _evaluate(model, val, batch_size=5)
     assert list(means.columns) == ["variant", "metric", "value", "n_images"]
     assert set(images["image_id"]) == set(val["image_id"])
     # image 4 by hand: its prediction, map, fixations and the pool's negatives
@@ -152,17 +156,7 @@ def test_streamed_evaluation_scores_each_image_as_the_metrics_do(world):
     for metric, value in expected.items():
         assert got[metric] == pytest.approx(value, abs=1e-5)
     # the table's means are the per-image means, whatever the batch size
-    again, _ = evaluate(
-        {"phase1": model},
-        val,
-        SIZE,
-        batch_size=7,
-        device=torch.device("cpu"),
-        center_bias_sigma=None,
-        sauc_others=3,
-        sauc_pool=6,
-        seed=0,
-    )
+    again, _ = _evaluate(model, val, batch_size=7)
     pd.testing.assert_frame_equal(means, again, atol=1e-6)
     per_metric = images.groupby("metric")["value"].mean()
     for r in means.itertuples():

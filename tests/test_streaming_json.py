@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from test_validation import WORLD as VALIDATION_WORLD
 
 from saldissect import synthetic, validation
 from saldissect.validation import (
@@ -359,22 +360,12 @@ def test_parallel_map_keeps_the_order_and_raises():
 
 
 WORLD = {
+    **VALIDATION_WORLD,
     "seed": 1,
     "n_train": 24,
     "n_val": 6,
     "n_probe": 20,
-    "height": 48,
-    "width": 64,
     "objects_per_image": [1, 3],
-    "object_size": [0.3, 0.4],
-    "max_overlap": 0.2,
-    "gain": 2.0,
-    "center_bias_sigma": 0.3,
-    "center_bias_strength": 0.5,
-    "observers": 2,
-    "fixations_per_observer": 3,
-    "blur_sigma": 0.03,
-    "weights": {"face": 1.0, "bus": 0.5, "sky": -1.0, "field": 0.0, "red": 0.3},
 }
 
 

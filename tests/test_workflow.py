@@ -85,10 +85,10 @@ ARTIFACTS = {
 }
 
 
-def snakemake(cwd, *args):
+def snakemake(cwd, *args, configfile="tiny.yaml"):
     return subprocess.run(
         # targets before --configfile, which takes every argument after it
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", "tiny.yaml"],
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--configfile", configfile],
         cwd=cwd,
         capture_output=True,
         text=True,

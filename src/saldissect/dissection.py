@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from saldissect.data import ImageDataset
 from saldissect.models import SaliencyModel
+from saldissect.resources import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -236,26 +237,12 @@ def _log_choice_once(path: str, why: str) -> None:
         _LOGGED_CHOICES.add((path, why))
         log.info(
             "dissection counts on the CPU (%s, torch capability %s, %d threads): %s path, %s",
-            _cpu_model(),
+            cpu_model(),
             torch.backends.cpu.get_cpu_capability(),
             torch.get_num_threads(),
             path,
             why,
         )
-
-
-@functools.cache
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 # ------------------------------------------------------------- counting paths

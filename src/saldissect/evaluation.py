@@ -79,13 +79,12 @@ class NegativePool:
 
     def negatives(self, index: int, height: int, width: int) -> np.ndarray:
         """Binary map of the fixations of ``others`` pool images other than ``index``."""
-        rng = np.random.default_rng([self.seed, index])
-        choice = [j for j in rng.permutation(len(self.members)) if self.members[j] != index]
+        order = np.random.default_rng([self.seed, index]).permutation(len(self.members))
+        chosen = order[self.members[order] != index][: self.others]
+        points = np.concatenate([self.points[j] for j in chosen]) * [height, width]
+        scaled = np.minimum(points.astype(np.int64), [height - 1, width - 1])
         out = np.zeros((height, width), np.float32)
-        for j in choice[: self.others]:
-            scaled = (self.points[j] * [height, width]).astype(np.int64)
-            scaled = np.minimum(scaled, [height - 1, width - 1])
-            out[scaled[:, 0], scaled[:, 1]] = 1.0
+        out[scaled[:, 0], scaled[:, 1]] = 1.0
         return out
 
 

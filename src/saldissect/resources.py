@@ -28,16 +28,51 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+import platform
+from functools import cache, lru_cache
 
 BASE_MB = 1200  # an idle job: interpreter, torch, CUDA context or loader workers
 TRAINING_STAGES = ("train_baseline", "train_phase1", "train_phase2", "train_interaction")
 FROZEN_STAGES = ("train_phase2", "train_interaction", "cache_prob_maps")
+FROZEN_MAPS = ("auto", "memory", "recompute", "disk")
 # Seconds per image of the paper's DINet at 480 x 640 (forward and backward
 # when training) on a 16-core CPU node and on one H200-class GPU; other models
 # scale by their multiply-adds. README "Paper scale" says where they come from.
 SECONDS_PER_IMAGE = {"cpu": {"train": 3.0, "infer": 1.5}, "gpu": {"train": 0.015, "infer": 0.005}}
 PAPER_DINET_GMACS = 200.0  # multiply-adds of one 480 x 640 image through the paper's DINet
+
+
+@cache
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), to stand beside every timing."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def frozen_maps(mode: str, *, p_bytes: int, cache_mb: float, gpu: bool, disk: bool = True) -> str:
+    """How phase two and the interaction variant get P of the frozen phase one.
+
+    ``mode`` is ``train.<phase>.frozen_maps``; anything but ``auto`` stands.
+    ``auto`` takes ``memory`` when ``p_bytes`` (float32 P of every train and
+    val image) fits ``cache_mb``; otherwise ``disk`` on a CPU, where reading a
+    cached map is about 20x cheaper than recomputing it, when the float16
+    cache of rule cache_prob_maps can be had (``disk``), and ``recompute``
+    on a GPU, where the forward pass costs about what the read does and the
+    cache would need 74-295 GB per model (bench/frozen_maps.py).
+    """
+    if mode not in FROZEN_MAPS:
+        raise ValueError(f"frozen_maps must be one of {FROZEN_MAPS}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    if p_bytes <= cache_mb * 2**20:
+        return "memory"
+    return "disk" if disk and not gpu else "recompute"
 
 
 @lru_cache(maxsize=64)
@@ -89,7 +124,7 @@ def prob_bytes(model_cfg: dict) -> int:
 
 def estimate(
     stage: str,
-    model_cfg: dict | None,
+    model_cfg: dict,
     *,
     batch_size: int = 1,
     n_images: int = 0,
@@ -107,8 +142,8 @@ def estimate(
     """``{"mem_mb": host MB, "runtime": minutes, "device_mb": working set}`` for one job
     of ``stage`` (a rule name); ``device_mb`` is what a GPU job needs on the GPU.
 
-    ``model_cfg`` is the run's ``models:`` entry (None for stages without a
-    model); ``n_images`` the images the stage passes over per epoch;
+    ``model_cfg`` is the run's ``models:`` entry; ``n_images`` the images the
+    stage passes over per epoch;
     ``n_concepts`` and ``bootstrap`` size the dissection's state; ``held_mb``
     is data a stage keeps whole on purpose (P of a small split in memory);
     ``frozen_maps`` how phase two and the interaction variant get P (a
@@ -117,14 +152,6 @@ def estimate(
     interaction's query width and the analysis's block budget.
     """
     attempt = max(1, int(attempt))
-    if model_cfg is None:
-        memory = BASE_MB + 2 * n_images / 1000  # tables only
-        minutes = 5 + n_images / 20000
-        return {
-            "mem_mb": int(memory * attempt),
-            "runtime": int(math.ceil(minutes * attempt)),
-            "device_mb": 0,
-        }
     head = "plain" if stage == "train_baseline" else "factorised"
     profile = _profile(json.dumps(model_cfg, sort_keys=True), head)
     mb = 4 / 2**20  # float32 bytes, in MB

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
+from saldissect import resources
 from saldissect.data import SaliencyDataset, single_threaded_worker
 from saldissect.io import load_checkpoint, save_checkpoint, write_parquet
 from saldissect.models import MODELS, SaliencyModel, get_model
@@ -369,9 +370,6 @@ def train_saliency(
 
 
 # ------------------------------------------------- training on a frozen phase one
-FROZEN_MAPS = ("auto", "memory", "recompute", "disk")
-
-
 def grid_of(model: SaliencyModel, size: tuple[int, int], device: torch.device) -> tuple[int, int]:
     """The model's feature grid (h, w) for inputs of ``size``: one forward pass of one image."""
     with torch.no_grad():
@@ -385,20 +383,18 @@ def frozen_mode(cfg: dict, n_images: int, n_bases: int, grid: tuple[int, int]) -
     ``memory``: computed once, kept in RAM as float32 (small worlds);
     ``recompute``: recomputed under ``no_grad`` at every step (memory flat in
     the number of images); ``disk``: read from the float16 cache that rule
-    ``cache_prob_maps`` writes (`write_prob_cache`). Here ``auto`` takes
-    ``memory`` when P of every image fits ``cache_mb`` and ``recompute``
-    otherwise; the workflow resolves ``auto`` before this (common.smk,
-    ``frozen_maps``), to ``disk`` rather than ``recompute`` on a CPU, where
-    reading a cached map is about 20x cheaper than recomputing it
-    (bench/frozen_maps.py).
+    ``cache_prob_maps`` writes (`write_prob_cache`). ``auto`` is resolved by
+    `saldissect.resources.frozen_maps`; without the workflow's cache file it
+    can only choose ``memory`` or ``recompute`` (the workflow resolves it
+    before, to ``disk`` on a CPU).
     """
-    mode = cfg.get("frozen_maps", "auto")
-    if mode not in FROZEN_MAPS:
-        raise ValueError(f"frozen_maps must be one of {FROZEN_MAPS}, got {mode!r}")
-    if mode != "auto":
-        return mode
-    needed = n_images * n_bases * grid[0] * grid[1] * 4
-    return "memory" if needed <= cfg.get("cache_mb", 1024) * 2**20 else "recompute"
+    return resources.frozen_maps(
+        cfg.get("frozen_maps", "auto"),
+        p_bytes=n_images * n_bases * grid[0] * grid[1] * 4,
+        cache_mb=cfg.get("cache_mb", 1024),
+        gpu=False,
+        disk=False,
+    )
 
 
 @torch.no_grad()
@@ -465,15 +461,9 @@ class ProbCache(torch.utils.data.Dataset):
 
     def __init__(self, path: str | Path, table: pd.DataFrame, size: tuple[int, int]) -> None:
         self.path = str(path)
-        with open(self.path, "rb") as handle:
-            major, _ = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if major == 1
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, _, dtype = read_header(handle)
-            self.offset = handle.tell()
+        header = np.load(self.path, mmap_mode="r")  # the header only: no page is read
+        shape, dtype, self.offset = header.shape, header.dtype, header.offset
+        del header
         if shape[0] != len(table) or dtype != np.float16:
             raise ValueError(
                 f"{self.path}: holds {shape[0]} {dtype} maps, expected {len(table)} float16 "

@@ -579,25 +579,19 @@ def get_runtime(stage):
 
 # ------------------------------------------------- P of a frozen phase one
 def frozen_maps(section, wildcards):
-    """How ``train.<section>`` (phase2, interaction) gets P of the frozen phase one.
-
-    ``auto`` resolves here, where the data's size is known: ``memory`` when the
-    float32 P of every train and val image fits ``cache_mb``; otherwise
-    ``disk`` on CPUs, where reading a cached map is about 20x cheaper than
-    recomputing it, and ``recompute`` on GPUs, where the forward pass costs
-    about what the read does and the cache would need 74-295 GB per model
-    (bench/frozen_maps.py, README "Paper scale").
-    """
-    cfg = config["train"][section]
-    if cfg["frozen_maps"] != "auto":
-        return cfg["frozen_maps"]
-    from saldissect.resources import prob_bytes
+    """How ``train.<section>`` (phase2, interaction) gets P of the frozen phase one:
+    saldissect.resources.frozen_maps, here where the data's size is known."""
+    from saldissect.resources import frozen_maps as resolve, prob_bytes
 
     sizes = dataset_size(wildcards.dataset)
-    needed = (sizes["train"] + sizes["val"]) * prob_bytes(get_model_config(wildcards))
-    if needed <= cfg["cache_mb"] * 2**20:
-        return "memory"
-    return "recompute" if config["gpus"] > 0 else "disk"
+    cfg = config["train"][section]
+    return resolve(
+        cfg["frozen_maps"],
+        p_bytes=(sizes["train"] + sizes["val"])
+        * prob_bytes(get_model_config(wildcards)),
+        cache_mb=cfg["cache_mb"],
+        gpu=config["gpus"] > 0,
+    )
 
 
 def get_frozen_training(section):
