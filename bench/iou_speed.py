@@ -34,7 +34,7 @@ reference loop (exact counts: 0).
     .venv/bin/python bench/iou_speed.py --emulate-avx2
 
 ``--emulate-avx2`` runs as on an AVX2 CPU without AVX512 or VNNI: oneDNN,
-torch's kernels, MKL and numpy are held to AVX2 (``ONEDNN_MAX_CPU_ISA`` and
+torch's kernels, MKL, numpy and numba's compiled loops are held to AVX2 (``ONEDNN_MAX_CPU_ISA`` and
 the like, set before they load), and torch's oneDNN switch is turned off so
 ``torch._int_mm`` takes the plain loop that torch uses where the CPU has no
 AVX512-VNNI. The printed CPU is still the real one.
@@ -73,6 +73,7 @@ AVX2_ENVIRONMENT = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "NUMBA_CPU_NAME": "haswell",  # numba compiles for an AVX2 CPU, not the host
     "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL "
     "AVX512_ICL AVX512_SPR AVX512_KNL AVX512_KNM",
 }

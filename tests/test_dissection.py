@@ -118,10 +118,12 @@ def test_every_counting_path_gives_the_loops_counts_exactly(path, grid):
 
 @pytest.mark.parametrize("path", CPU_PATHS)
 def test_counting_paths_give_the_same_counts_in_parallel_threads(monkeypatch, path):
-    """Three threads: bases thresholded in three uneven blocks (the products), or
-    whole images side by side (popcount)."""
+    """Three threads: four images side by side, or one image's bases
+    thresholded in three uneven blocks."""
     monkeypatch.setattr(dissection, "_PARALLEL_CELLS", 0)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    settings = []
+    monkeypatch.setattr(torch, "set_num_threads", settings.append)
     assert dissection._parallel_work(19 * 91) == 3
     assert [b.stop - b.start for b in dissection._blocks(19, 3)] == [6, 6, 7]
     gen = torch.Generator().manual_seed(6)
@@ -129,9 +131,12 @@ def test_counting_paths_give_the_same_counts_in_parallel_threads(monkeypatch, pa
     thresholds = torch.rand(19, generator=gen)
     masks = torch.rand(4, 8, 7, 13, generator=gen) > 0.6
     masks[0, 3] = False
-    inter, union = intersection_union(prob, thresholds, masks, path=path)
     expected = loop_counts(prob, thresholds, masks)
+    inter, union = intersection_union(prob, thresholds, masks, path=path)
     assert torch.equal(inter, expected[0]) and torch.equal(union, expected[1])
+    one = intersection_union(prob[1:2], thresholds, masks[1:2], path=path)
+    assert torch.equal(one[0], expected[0][1:2]) and torch.equal(one[1], expected[1][1:2])
+    assert settings == [1, 3]  # images on one torch thread each, then restored
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -172,19 +177,6 @@ def test_counting_paths_handle_empty_dimensions(path, shape):
     masks = torch.ones(images, concepts, 4, 5, dtype=torch.bool)
     inter, union = intersection_union(prob, torch.rand(bases), masks, path=path)
     assert inter.shape == union.shape == shape
-
-
-def test_popcount_path_without_numpys_bitwise_count(monkeypatch):
-    """numpy < 2.0 has no bitwise_count: the byte table counts the same."""
-    gen = torch.Generator().manual_seed(5)
-    prob = torch.rand(3, 13, 7, 13, generator=gen)
-    thresholds = torch.rand(13, generator=gen)
-    masks = torch.rand(3, 6, 7, 13, generator=gen) > 0.6
-    with_popcnt = intersection_union(prob, thresholds, masks, path="popcount")
-    monkeypatch.delattr(np, "bitwise_count", raising=False)
-    with_table = intersection_union(prob, thresholds, masks, path="popcount")
-    assert torch.equal(with_popcnt[0], with_table[0])
-    assert torch.equal(with_popcnt[1], with_table[1])
 
 
 def _paths():

@@ -16,6 +16,7 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -74,8 +75,9 @@ def intersection_union(
       linear (``torch.ops.onednn.qlinear_pointwise``, scales 1: exact), which
       has int8 kernels for AVX2 too;
     - ``float``: float32 products (BLAS), fast on any x86-64 CPU with FMA;
-    - ``popcount``: masks packed into 64-bit words, counted with numpy's
-      ``bitwise_and`` and ``bitwise_count``.
+    - ``popcount``: masks packed into 64-bit words, AND-ed and counted in a
+      loop that numba compiles for the running CPU (`saldissect.popcounts`),
+      fast on any x86-64 CPU.
 
     ``path`` forces one (tests, benchmarks); otherwise `counting_path` picks
     it: the ``SALDISSECT_COUNTING_PATH`` environment variable if set, else the
@@ -163,14 +165,16 @@ def calibrate_counting() -> dict[str, float]:
     on a shared machine other processes take the CPU away for whole scheduler
     ticks (4 ms, several times a kernel's run), which wall-clock timing of a
     millisecond kernel cannot tell from the kernel being slow, and CPU time
-    does not count. Every path spreads over torch's thread count (products on
-    torch's threads, the threshold in blocks of bases, popcounts one image per
-    thread), so the one-thread ranking is taken for the ranking. Best of seven
+    does not count. Every path spreads over torch's thread count the same way
+    (one image per thread, each on one torch thread), so the one-thread
+    ranking is taken for the ranking. Best of seven
     interleaved runs after a warm-up; a path more than 4x slower than the
     fastest in the first round is not run again. A path that fails here, or
     whose counts differ from the float32 batched product's, is left out (and
     logged as a warning). Cached per process; costs about 30-60 ms (the most
-    where a path is slow here). While it runs, torch is set to one thread.
+    where a path is slow here), plus the popcount loop's compilation the first
+    time it runs on a machine (about a second; numba caches it on disk). While
+    it runs, torch is set to one thread.
     """
     return dict(_calibration())
 
@@ -182,9 +186,7 @@ def _calibration() -> tuple[tuple[str, float], ...]:
     thresholds = torch.rand(256, generator=generator) * 0.4 + 0.5
     masks = torch.rand(1, 24, 60, 80, generator=generator) > 0.85
     expected = _counts_float(prob, thresholds, masks)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _torch_threads(1):
         paths = []
         for path in _available_cpu_paths():
             try:  # also the warm-up: first-call costs (oneDNN primitives, allocations)
@@ -208,8 +210,6 @@ def _calibration() -> tuple[tuple[str, float], ...]:
         for _ in range(6):
             for path in contenders:
                 best[path] = min(best[path], timed(path))
-    finally:
-        torch.set_num_threads(threads)
     return tuple(best.items())
 
 
@@ -284,11 +284,8 @@ def _counts_float_cpu(
 def _counts_popcount(
     prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """CPU counts as popcounts of bit-packed masks (`_count_popcount`), whole
-    images in parallel threads (numpy releases the GIL)."""
-    return _counts_per_image(
-        prob_maps, thresholds, concept_masks, _count_popcount, images_in_parallel=True
-    )
+    """CPU counts as popcounts of bit-packed masks (`_count_popcount`), image by image."""
+    return _counts_per_image(prob_maps, thresholds, concept_masks, _count_popcount)
 
 
 # (basis N x hw bool, concepts K' x hw bool, workspace) -> N x K' and N cell counts
@@ -300,16 +297,19 @@ def _counts_per_image(
     thresholds: Tensor,
     concept_masks: Tensor,
     count: ImageCount,
-    *,
-    images_in_parallel: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Threshold one image at a time and ``count`` its basis masks against the
     concepts present in it; absent concepts have no intersection.
 
     One image's basis masks stay in cache between the threshold and the count.
-    Work is spread over torch's thread count: for products (which use those
-    threads themselves) the threshold runs in blocks of bases; with
-    ``images_in_parallel`` (numpy-only counts) whole images run side by side.
+    Work is spread over torch's thread count: with several images, whole
+    images run side by side, one per thread, each product on one torch thread
+    (numpy and torch's products release the GIL). A product of this shape
+    (N x hw times hw x K', K' ~ 25) gains little from a second torch thread:
+    on an AVX2 CPU oneDNN's takes 0.81 ms on one thread and 0.77 ms on two,
+    while two images side by side take half the time of two in turn
+    (bench/iou_speed.py). A single image thresholds in blocks of bases instead,
+    and its product takes torch's threads.
     """
     n_images, n_bases = prob_maps.shape[:2]
     cells = prob_maps.shape[2] * prob_maps.shape[3]
@@ -324,7 +324,7 @@ def _counts_per_image(
     use_numpy = maps.dtype in floats and tau.dtype in floats
     tau_np = tau.numpy() if use_numpy else None
     parallel = _parallel_work(n_bases * cells)
-    images_in_parallel = images_in_parallel and parallel > 1 and n_images > 1
+    images_in_parallel = parallel > 1 and n_images > 1
     blocks = _blocks(n_bases, 1 if images_in_parallel else parallel)
 
     def one_image(image: int, basis: Tensor, workspace: dict) -> None:
@@ -347,11 +347,12 @@ def _counts_per_image(
         basis_cells[image, :, 0] = ones
 
     if images_in_parallel:
-        _in_parallel(
-            lambda image: one_image(image, torch.empty(n_bases, cells, dtype=torch.bool), {}),
-            range(n_images),
-            min(parallel, n_images),
-        )
+        with _torch_threads(1):
+            _in_parallel(
+                lambda image: one_image(image, torch.empty(n_bases, cells, dtype=torch.bool), {}),
+                range(n_images),
+                min(parallel, n_images),
+            )
     else:
         basis, workspace = torch.empty(n_bases, cells, dtype=torch.bool), {}
         for image in range(n_images):
@@ -384,6 +385,17 @@ def _in_parallel(work: Callable, items, threads: int | None = None) -> None:
     else:
         for done in _thread_pool(threads).map(work, items):
             del done
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int):
+    """Torch's intra-op thread count set to ``threads`` for the block, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @functools.cache
@@ -451,35 +463,24 @@ def _count_float(basis: Tensor, concepts: Tensor, workspace: dict) -> tuple[Tens
 
 
 def _count_popcount(basis: Tensor, concepts: Tensor, workspace: dict) -> tuple[Tensor, Tensor]:
-    """One image as popcounts: each mask packed into 64-bit words, words x masks,
-    so every numpy call runs along the bases; one AND and one popcount per concept."""
-    words = _bit_words(basis.numpy())  # W x N
-    concept_words = _bit_words(concepts.numpy())  # W x K'
-    counts = np.empty((concept_words.shape[1], words.shape[1]), np.int64)
-    anded = np.empty_like(words)
-    for k in range(concept_words.shape[1]):
-        np.bitwise_and(words, concept_words[:, k : k + 1], out=anded)
-        counts[k] = _word_bits(anded)
-    return torch.from_numpy(counts.T), torch.from_numpy(_word_bits(words))
+    """One image as popcounts: each mask packed into 64-bit words, and every
+    basis row AND-ed with every concept row and its bits counted in one
+    compiled loop (`saldissect.popcounts`)."""
+    from saldissect.popcounts import and_popcounts  # numba loads on first use
+
+    words, concept_words = _bit_words(basis.numpy()), _bit_words(concepts.numpy())
+    inter = np.empty((words.shape[0], concept_words.shape[0]), np.float32)
+    ones = np.empty(words.shape[0], np.float32)
+    and_popcounts(words, concept_words, inter, ones)
+    return torch.from_numpy(inter), torch.from_numpy(ones)
 
 
 def _bit_words(masks: np.ndarray) -> np.ndarray:
-    """R x hw bool masks as W x R uint64 words (W = ceil(hw / 64), zero-padded)."""
+    """R x hw bool masks as R x W uint64 words (W = ceil(hw / 64), zero-padded)."""
     rows, cells = masks.shape
     packed = np.zeros((rows, -(-cells // 64) * 8), np.uint8)
     packed[:, : -(-cells // 8)] = np.packbits(masks, axis=1, bitorder="little")
-    return np.ascontiguousarray(packed.view(np.uint64).T)
-
-
-_BYTE_BITS = np.array([bin(value).count("1") for value in range(256)], np.uint8)
-
-
-def _word_bits(words: np.ndarray) -> np.ndarray:
-    """Set bits of each column of W x R uint64 ``words``: R int64."""
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0: the popcnt instruction
-        return np.add.reduce(np.bitwise_count(words), axis=0, dtype=np.int64)
-    table = _BYTE_BITS[words.view(np.uint8)].reshape(words.shape[0], words.shape[1], 8)
-    return table.sum(axis=(0, 2), dtype=np.int64)
+    return packed.view(np.uint64)
 
 
 _CPU_COUNTS = {
