@@ -48,6 +48,38 @@ def test_wrong_key_or_value_is_rejected_naming_the_key(patch, key):
     assert f"config key '{key}'" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("entry", "refused"),
+    [
+        ({"arch": "dinet", "scale_channels": 64}, ["scale_channels"]),
+        (
+            {"arch": "salicon", "encoder_channels": 64, "conv_bias": True},
+            ["conv_bias", "encoder_channels"],
+        ),
+        ({"arch": "transalnet", "baseline_conv": False}, ["baseline_conv"]),
+    ],
+)
+def test_a_model_key_of_another_architecture_is_refused_not_dropped(entry, refused):
+    from saldissect.models import build
+
+    with pytest.raises(ConfigError) as error:
+        validate_config({**DEFAULT, "models": {"mine": entry}}, SCHEMA)
+    lines = str(error.value).splitlines()[1:]
+    arch = entry["arch"]
+    assert sorted(lines) == [
+        f"  config key 'models.mine.{key}': does not apply to arch {arch}" for key in refused
+    ]
+    # the library refuses them too, naming them and what the architecture takes
+    with pytest.raises(ConfigError, match=f"{refused[0]}.*does not apply to arch {arch}.*n_bases"):
+        build({**entry, "weights": "none"}, "factorised")
+
+
+def test_a_models_own_keys_are_accepted_and_keep_the_architectures_defaults():
+    filled = validate_config({**DEFAULT, "models": {"s": {"arch": "salicon"}}}, SCHEMA)
+    assert "encoder_channels" not in filled["models"]["s"]  # no other architecture's default
+    assert filled["models"]["s"]["n_bases"] == 512
+
+
 def test_every_problem_is_reported_at_once():
     config = {**DEFAULT, "threads": 0, "seed": -1}
     with pytest.raises(ConfigError) as error:

@@ -56,9 +56,9 @@ TRAIN = {
 }
 SCRIPT = """
 import sys, pandas as pd
-from saldissect import pipeline
+from saldissect.errors import setup
 from saldissect.train import train_saliency
-pipeline.setup(1, sys.argv[2])
+setup(sys.argv[2], 1)
 splits = [pd.read_parquet(sys.argv[1] + f'/{{s}}.parquet') for s in ('train', 'val')]
 train_saliency(
     *splits, {MODEL!r}, {TRAIN!r}, sys.argv[3], head='factorised', device='cpu', snapshots=[1, 4]

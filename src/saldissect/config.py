@@ -8,8 +8,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from saldissect.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A config value or key the schema rejects; the message names the key."""
 
 
@@ -38,10 +40,31 @@ def validate_config(config: dict, schema: dict) -> dict:
                 allowed = sorted(error.schema.get("properties", {}))
                 hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
                 lines.append(f"config key '{_key(path)}': {error.message}{hint}")
+            elif error.validator is None:  # a false schema: a key refused in this context
+                lines.extend(_refused(filled, path, _at(schema, error.schema_path)))
             else:
                 lines.append(f"config key '{_key(path)}': {error.message}")
+        lines = list(dict.fromkeys(lines))  # one line per refused key
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     return filled
+
+
+def _at(node, path):
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _refused(config: dict, path: list, properties: dict) -> list[str]:
+    """One line per key that ``properties`` (a ``{key: false}`` schema) refuses in
+    the object at ``path``, naming its architecture where it has one."""
+    entry = _at(config, path)
+    where = f"to arch {entry['arch']}" if "arch" in entry else "here"
+    return [
+        f"config key '{_key([*path, key])}': does not apply {where}"
+        for key, allowed in properties.items()
+        if allowed is False and key in entry
+    ]
 
 
 def _resolve(node: dict, root: dict) -> dict:

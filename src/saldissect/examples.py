@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from saldissect.errors import MissingFileError  # noqa: E402
 from saldissect.io import SCHEMAS  # noqa: E402
 from saldissect.reporting import _save, read_rgb  # noqa: E402
 
@@ -205,7 +206,7 @@ def plot_examples(
         return
     missing = sorted({p for p in examples["image_path"] if not Path(p).is_file()})
     if missing:
-        raise FileNotFoundError(f"example image(s) missing: {', '.join(map(str, missing))}")
+        raise MissingFileError(f"example image(s) missing: {', '.join(map(str, missing))}")
 
     table = examples.assign(
         _negative=examples["rank"] < 0,

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from saldissect.errors import UserError
+
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "split": ("image_id", "image_path", "map_path", "fixation_path", "height", "width"),
     "probe": ("image_id", "image_path", "height", "width"),
@@ -161,7 +163,7 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing or that `torch.load(weights_only=True)` refuses."""
 
 

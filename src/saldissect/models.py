@@ -39,12 +39,16 @@ config/config.yaml) sets them to keep its results.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
+
+from saldissect.config import ConfigError
+from saldissect.errors import MissingFileError
 
 HEADS = ("plain", "factorised", "reformulated")
 TRUNKS = ("reference", "torchvision")
@@ -589,14 +593,14 @@ def load_backbone_weights(backbone: nn.Module, weights: str | None) -> None:
     if weights == "torchvision":
         path = torchvision_cached_weights()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"backbone weights {path}: not in torchvision's cache. Nothing is downloaded "
                 "at run time: copy resnet50-0676ba61.pth there, give a file path, or use 'none'"
             )
     else:
         path = Path(weights).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"backbone weights {path}: file not found (use 'none' for random init)"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -764,3 +768,34 @@ def get_model(name: str, **cfg) -> SaliencyModel:
     if name not in MODELS:
         raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(MODELS)}")
     return MODELS[name](**cfg)
+
+
+#: Keys of a ``models:`` entry that are not options of its architecture.
+ENTRY_KEYS = ("arch", "checkpoints")
+
+
+def arch_options(arch: str) -> list[str]:
+    """The options a ``models:`` entry of ``arch`` may set: its factory's keywords but ``head``."""
+    if arch not in MODELS:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(MODELS)}")
+    return [name for name in inspect.signature(MODELS[arch]).parameters if name != "head"]
+
+
+def model_options(entry: Mapping) -> dict:
+    """The architecture options of a ``models:`` entry (without ``arch`` and
+    ``checkpoints``). A key its architecture does not take is refused, never
+    dropped: `ConfigError` names it and the keys that architecture takes."""
+    accepted = arch_options(entry["arch"])
+    options = {key: value for key, value in entry.items() if key not in ENTRY_KEYS}
+    refused = sorted(set(options) - set(accepted))
+    if refused:
+        raise ConfigError(
+            f"model option {', '.join(map(repr, refused))} does not apply to arch "
+            f"{entry['arch']}, whose options are: {', '.join(accepted)}"
+        )
+    return options
+
+
+def build(entry: Mapping, head: str) -> SaliencyModel:
+    """The model of a ``models:`` entry, with ``head`` (`model_options` checks its keys)."""
+    return get_model(entry["arch"], head=head, **model_options(entry))

@@ -7,7 +7,6 @@ notebooks and tests can call them directly with plain paths and config dicts.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from saldissect.io import (
     read_parquet,
     write_parquet,
 )
-from saldissect.tabulate import configure_logging
 from saldissect.train import (
     load_model,
     pick_device,
@@ -44,28 +42,10 @@ from saldissect.validation import (
 log = logging.getLogger(__name__)
 
 
-def setup(threads: int, log_path: str | None = None) -> None:
-    """Torch threads and logging to the rule's log file (and stderr)."""
-    torch.set_num_threads(max(1, threads))
-    configure_logging(log_path)
-    sys.excepthook = _report_user_errors
-
-
-USER_ERRORS = (InputError, CheckpointError, FileNotFoundError)
-
-
 def _thresholds(path: str) -> torch.Tensor:
     """The per-basis thresholds of a thresholds.parquet, as a float32 tensor."""
     values = read_parquet(path, "thresholds")["threshold"].to_numpy(np.float32).copy()
     return torch.as_tensor(values)
-
-
-def _report_user_errors(kind, error, trace) -> None:
-    """Bad inputs and refused checkpoints end the job with their message, no traceback."""
-    if issubclass(kind, USER_ERRORS):
-        log.error("%s", error)  # the interpreter still exits with status 1
-    else:
-        sys.__excepthook__(kind, error, trace)
 
 
 # ------------------------------------------------------------------------ data

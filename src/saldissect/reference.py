@@ -47,7 +47,6 @@ Command line (also installed as ``saldissect-import``)::
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
 from collections.abc import Mapping
@@ -57,8 +56,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from saldissect import models
 from saldissect.io import CheckpointError, load_checkpoint, save_checkpoint
-from saldissect.models import MODELS, SaliencyModel, get_model
+from saldissect.models import SaliencyModel
 
 log = logging.getLogger(__name__)
 
@@ -333,14 +333,11 @@ def convert_state(
 
 # ---------------------------------------------------------------- import
 def build(config: Mapping, head: str, seed: int = 0) -> SaliencyModel:
-    """Our model for a ``models:`` entry (keys of other architectures left out), built
-    with backbone weights ``none`` (the checkpoint replaces them) under ``seed``."""
-    accepted = inspect.signature(MODELS[config["arch"]]).parameters
-    options = {k: v for k, v in config.items() if k in accepted}
-    options["weights"] = "none"
+    """Our model for a ``models:`` entry (a key of another architecture is refused),
+    built with backbone weights ``none`` (the checkpoint replaces them) under ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return get_model(config["arch"], head=head, **options)
+        return models.build({**config, "weights": "none"}, head)
 
 
 def load_reference(

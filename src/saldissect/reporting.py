@@ -19,6 +19,7 @@ from saldissect.contributions import (  # noqa: E402
     planted_vs_recovered,
     recovery,
 )
+from saldissect.errors import MissingFileError  # noqa: E402
 from saldissect.io import read_parquet, write_atomic  # noqa: E402
 
 CATEGORY_COLOURS = dict(
@@ -173,10 +174,10 @@ def _error_bars(ax, table: pd.DataFrame, column: str, *, horizontal: bool) -> No
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as RGB (the figures that show images: examples, worst/best)."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"image not found: {path}")
+        raise MissingFileError(f"image not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise FileNotFoundError(f"image unreadable by OpenCV: {path}")
+        raise MissingFileError(f"image unreadable by OpenCV: {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -6,7 +6,6 @@ fast and `snakemake tables` rebuilds every table and figure from artifacts alone
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -23,34 +22,6 @@ from saldissect.io import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def configure_logging(log_path: str | None = None) -> None:
-    """Log records to the rule's log file and to stderr (every stage's format)."""
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if log_path:
-        handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(
-        level=logging.INFO,
-        handlers=handlers,
-        force=True,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def setup(log_path: str | None = None) -> None:
-    """Logging to the rule's log file (and stderr); a missing artifact ends the job
-    with its message, without a traceback."""
-    configure_logging(log_path)
-    default = sys.excepthook
-
-    def report(kind, error, trace):
-        if issubclass(kind, FileNotFoundError):
-            log.error("%s", error)
-        else:
-            default(kind, error, trace)
-
-    sys.excepthook = report
 
 
 def run_tables(

@@ -8,7 +8,6 @@ checkpoint by validation CC, and resume from the last completed epoch.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -22,10 +21,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from saldissect import resources
+from saldissect import models, resources
 from saldissect.data import SaliencyDataset, single_threaded_worker
 from saldissect.io import load_checkpoint, save_checkpoint, write_parquet
-from saldissect.models import MODELS, SaliencyModel, get_model
+from saldissect.models import SaliencyModel
 
 log = logging.getLogger(__name__)
 EPS = 1e-8
@@ -85,10 +84,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(model_cfg: dict, head: str) -> SaliencyModel:
-    """The configured architecture; keys that belong to other architectures are left out."""
-    accepted = inspect.signature(MODELS[model_cfg["arch"]]).parameters
-    options = {k: v for k, v in model_cfg.items() if k in accepted}
-    return get_model(model_cfg["arch"], head=head, **options)
+    """The configured architecture (`models.build`: a key of another architecture is refused)."""
+    return models.build(model_cfg, head)
 
 
 def load_model(

@@ -31,13 +31,14 @@ import pandas as pd
 from PIL import Image
 
 from saldissect.data import IMAGE_SUFFIXES, load_fixations
+from saldissect.errors import UserError
 from saldissect.io import check_schema
 from saldissect.vocabulary import COCO_CATEGORIES, attribute_concept, object_concept
 
 Problem = tuple[str, str]
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """Bad inputs; the message lists every problem, one per line."""
 
     def __init__(self, problems: list[Problem], what: str):

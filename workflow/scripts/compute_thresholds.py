@@ -1,6 +1,7 @@
 from saldissect import pipeline
+from saldissect.errors import setup
 
-pipeline.setup(snakemake.threads, snakemake.log[0])
+setup(snakemake.log[0], snakemake.threads)
 pipeline.run_thresholds(
     snakemake.input.model,
     snakemake.input.val,

@@ -1,4 +1,5 @@
 from saldissect import pipeline
+from saldissect.errors import setup
 
-pipeline.setup(snakemake.threads, snakemake.log[0])
+setup(snakemake.log[0], snakemake.threads)
 pipeline.generate_world(snakemake.params.synthetic, snakemake.output.salicon.rsplit("/", 1)[0])

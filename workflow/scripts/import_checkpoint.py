@@ -1,6 +1,7 @@
 from saldissect import pipeline
+from saldissect.errors import setup
 
-pipeline.setup(1, snakemake.log[0])
+setup(snakemake.log[0], 1)
 pipeline.import_checkpoint(
     snakemake.input.checkpoint,
     snakemake.params.phase,

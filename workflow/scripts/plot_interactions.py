@@ -1,6 +1,7 @@
 from saldissect import tabulate
+from saldissect.errors import setup
 
-tabulate.setup(snakemake.log[0])
+setup(snakemake.log[0])
 tabulate.run_interaction_figure(
     snakemake.input.semantic,
     snakemake.input.contributions,

@@ -1,8 +1,9 @@
 from pathlib import Path
 
 from saldissect import pipeline
+from saldissect.errors import setup
 
-pipeline.setup(snakemake.threads, snakemake.log[0])
+setup(snakemake.log[0], snakemake.threads)
 pipeline.run_phase1(
     snakemake.input.train,
     snakemake.input.val,
