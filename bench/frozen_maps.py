@@ -6,7 +6,7 @@ times, per image, on this machine and in this run:
 - ``recompute``: the frozen phase one's forward pass to P under ``no_grad``
   (what every phase-two and interaction step pays with ``frozen_maps:
   recompute``);
-- ``read``: one sample of the cache (`saldissect.train.ProbCache`: a
+- ``read``: one sample of the cache (`saldissect.training.train.ProbCache`: a
   positioned read of its float16 P, straight after writing it, so from the
   page cache; a cold disk adds its own read time: 4.9 MB at the disk's rate);
 - ``write``: the cache pass (forward + float16 write), paid once per run,
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saldissect.resources import cpu_model
-from saldissect.train import ProbCache, build_model, write_prob_cache
+from saldissect.training.resources import cpu_model
+from saldissect.training.train import ProbCache, build_model, write_prob_cache
 
 SIZES = {"dinet": [480, 640], "salicon": [480, 640], "transalnet": [240, 320]}
 EPOCHS, PAPER_IMAGES = 30, 15_000

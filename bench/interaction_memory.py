@@ -30,7 +30,7 @@ def peak_mb() -> float:
 def measure(mode: str, batch: int, budget: float, n: int, dim: int, grid: tuple[int, int]) -> dict:
     import torch
 
-    from saldissect import interactions as inter
+    from saldissect.interaction import interactions as inter
 
     torch.manual_seed(0)
     torch.set_num_threads(2)

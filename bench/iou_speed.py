@@ -51,8 +51,8 @@ import time
 import numpy as np
 import torch
 
-from saldissect import dissection
-from saldissect.dissection import COUNTING_PATHS, _counts_float, intersection_union, iou
+from saldissect.analysis import dissection
+from saldissect.analysis.dissection import COUNTING_PATHS, _counts_float, intersection_union, iou
 
 FLAGS = (
     "avx2",

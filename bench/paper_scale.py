@@ -30,8 +30,8 @@ import pandas as pd
 import scipy.io
 import yaml
 
-from saldissect.resources import cpu_model
-from saldissect.synthetic import _gaze_struct, saliency_map
+from saldissect.data.synthetic import _gaze_struct, saliency_map
+from saldissect.training.resources import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH = 480, 640

@@ -30,9 +30,9 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from saldissect import synthetic
-from saldissect.dissection import coverage_masks
-from saldissect.models import IMAGENET_MEAN, IMAGENET_STD, ResNetBackbone
+from saldissect.analysis.dissection import coverage_masks
+from saldissect.data import synthetic
+from saldissect.models.networks import IMAGENET_MEAN, IMAGENET_STD, ResNetBackbone
 
 ROOT = Path(__file__).resolve().parents[1]
 

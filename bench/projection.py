@@ -2,12 +2,12 @@
 
 Sizes of the paper's data (SALICON 10,000 train + 5,000 val, Visual Genome
 108,077 probe images, about 2,000 concepts) and the effective configuration
-of ``config/salicon.yaml`` go through `saldissect.resources.estimate`, the
+of ``config/salicon.yaml`` go through `saldissect.training.resources.estimate`, the
 function the workflow's rules ask a cluster with. Printed per rule and model:
 host memory (``mem_mb``, what Slurm is asked for), the working set (on the GPU
 for a GPU job), and the projected hours on one H200-class GPU and on a
 16-core CPU node. The per-image seconds behind the hours are
-`saldissect.resources.SECONDS_PER_IMAGE` (see its docstring); the memory
+`saldissect.training.resources.SECONDS_PER_IMAGE` (see its docstring); the memory
 model is measured (a ``meta``-device pass per model).
 
     .venv/bin/python bench/projection.py
@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from saldissect.config import load_schema, validate_config
-from saldissect.resources import estimate
+from saldissect.core.config import load_schema, validate_config
+from saldissect.training.resources import estimate
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"train": 10_000, "val": 5_000, "probe": 108_077}

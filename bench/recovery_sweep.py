@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from saldissect.contributions import READOUTS, planted_vs_recovered
+from saldissect.analysis.contributions import READOUTS, planted_vs_recovered
 from saldissect.tabulate import run_validation
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,12 +20,11 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from saldissect import synthetic
-from saldissect.config import load_schema, validate_config
-from saldissect.data import ImageDataset
-from saldissect.dissection import compute_thresholds, dissect
-from saldissect.train import build_model
-from saldissect.validation import read_salicon_split, read_visual_genome
+from saldissect.analysis.dissection import compute_thresholds, dissect
+from saldissect.core.config import load_schema, validate_config
+from saldissect.data.datasets import ImageDataset, synthetic
+from saldissect.data.inputs import read_salicon_split, read_visual_genome
+from saldissect.training.train import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

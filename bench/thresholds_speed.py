@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from saldissect.dissection import BasisHistogram
+from saldissect.analysis.dissection import BasisHistogram
 
 
 def reference_thresholds(batches, n_bases: int, quantile: float, intervals: int = 100):

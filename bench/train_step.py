@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from saldissect.models import get_model
-from saldissect.train import saliency_loss
+from saldissect.models.networks import get_model
+from saldissect.training.train import saliency_loss
 
 SIZES = {"dinet": (480, 640), "salicon": (480, 640), "transalnet": (240, 320)}
 

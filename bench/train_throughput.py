@@ -23,9 +23,9 @@ import cv2
 import torch
 import yaml
 
-from saldissect import synthetic
-from saldissect.train import Trainer, _loaders, build_model, pick_device
-from saldissect.validation import read_salicon_split
+from saldissect.data import synthetic
+from saldissect.data.inputs import read_salicon_split
+from saldissect.training.train import Trainer, _loaders, build_model, pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

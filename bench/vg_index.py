@@ -7,7 +7,7 @@ release writes image_data.json and attributes.json; images are hard links to
 one small JPEG, so that the probe checks run without 108k real files), then
 in fresh child processes:
 
-- indexes it with `validation.index_visual_genome` (streamed), and a quarter
+- indexes it with `inputs.index_visual_genome` (streamed), and a quarter
   of it, reporting wall time and the child's peak RSS (``ru_maxrss``);
 - as the baseline, json.load of the same two files (what the reader did
   before: the whole JSON as Python objects, held while indexing);
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from saldissect.resources import cpu_model
+from saldissect.training.resources import cpu_model
 
 SYLLABLES = "ba be bi bo bu ca ce co da de di do fa fe fi ga go ha he ho ka ke ki ko la le li lo"
 SYLLABLES += " ma me mi mo na ne ni no pa pe pi po ra re ri ro sa se si so ta te ti to va ve vo"
@@ -151,7 +151,7 @@ def link_images(folder: Path, n_images: int) -> None:
 # ------------------------------------------------------------ child processes
 def child(mode: str, root: str, images: str, threads: int) -> None:
     """One measurement in this fresh process; prints a JSON line."""
-    from saldissect import validation  # every child has the library's imports
+    from saldissect.data import inputs  # every child has the library's imports
 
     start = time.perf_counter()
     out: dict = {}
@@ -160,7 +160,7 @@ def child(mode: str, root: str, images: str, threads: int) -> None:
         out["entries"] = len(data[1])
     else:
         if mode == "index":
-            probe, concepts, problems, fatal = validation.index_visual_genome(
+            probe, concepts, problems, fatal = inputs.index_visual_genome(
                 root, images=images, threads=threads
             )
             assert not fatal and not problems, (fatal, problems[:3])
@@ -214,18 +214,18 @@ def write_checks(root: Path, count: int) -> tuple[Path, Path]:
 
 
 def time_checks(probe: Path, salicon: Path, threads: list[int]) -> list[tuple]:
-    from saldissect import validation
+    from saldissect.data import inputs
 
     jpegs = sorted(probe.glob("*.jpg"))
     best: dict = {}
     for _ in range(5):  # interleaved, so that every thread count sees the same machine load
         for n in threads:
             start = time.perf_counter()
-            reasons = validation.parallel_map(validation.image_size, jpegs, n)
+            reasons = inputs.parallel_map(inputs.image_size, jpegs, n)
             best.setdefault(("probe JPEG decode", n), []).append(time.perf_counter() - start)
             assert all(r[1] is None for r in reasons)
             start = time.perf_counter()
-            table, problems, fatal = validation.index_salicon_split(salicon, "train", threads=n)
+            table, problems, fatal = inputs.index_salicon_split(salicon, "train", threads=n)
             what = "SALICON sample (jpg+png+mat)"
             best.setdefault((what, n), []).append(time.perf_counter() - start)
             assert len(table) == len(jpegs) and not problems and not fatal
@@ -248,7 +248,7 @@ def bench_index(args, tmp: Path) -> None:
     small = measure("index", quarter, images, args.threads)
     large = measure("index", full, images, args.threads)
     old = measure("jsonload", full, images, 1)
-    print(f"\nchild that only imports saldissect.validation: peak RSS {base['peak_mb']:.0f} MB")
+    print(f"\nchild that only imports saldissect.data.inputs: peak RSS {base['peak_mb']:.0f} MB")
     print("| what | images | rows | wall s | peak RSS MB | over imports MB |")
     print("|---|---:|---:|---:|---:|---:|")
     for what, n, r in (

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saldissect.comparisons import (
+from saldissect.analysis.contributions import CATEGORIES
+from saldissect.report.comparisons import (
     concepts_across,
     plot_progressive,
     plot_replicates,
@@ -15,7 +16,6 @@ from saldissect.comparisons import (
     summarise_stability,
     training_data_table,
 )
-from saldissect.contributions import CATEGORIES
 
 NAN = float("nan")
 CATEGORY = {"a": "animal", "b": "animal", "c": "sky", "d": "text", "e": "animal", "f": "sky"}

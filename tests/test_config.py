@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from saldissect.config import ConfigError, load_schema, validate_config
+from saldissect.core.config import ConfigError, load_schema, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def test_wrong_key_or_value_is_rejected_naming_the_key(patch, key):
     ],
 )
 def test_a_model_key_of_another_architecture_is_refused_not_dropped(entry, refused):
-    from saldissect.models import build
+    from saldissect.models.networks import build
 
     with pytest.raises(ConfigError) as error:
         validate_config({**DEFAULT, "models": {"mine": entry}}, SCHEMA)

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from saldissect.contributions import (
+from saldissect.analysis.contributions import (
     beta,
     category_scores,
     contrast_readout,
@@ -86,7 +86,7 @@ def test_recovery_counts_missing_concepts_as_zero_and_wrong_sign():
 def test_bootstrap_intervals_on_a_hand_made_case():
     import numpy as np
 
-    from saldissect.contributions import with_intervals
+    from saldissect.analysis.contributions import with_intervals
 
     # One basis (w = +2) and one (w = -1). Replicate 0: basis 0 is face 0.6 and
     # sky 0.2 (beta 0.75 / 0.25), basis 1 is sky: face 1.5, sky 0.5 - 1 = -0.5.
@@ -126,8 +126,8 @@ def test_bootstrap_intervals_on_a_hand_made_case():
 
 
 def test_without_replicates_the_interval_columns_are_nan():
-    from saldissect.contributions import with_intervals
-    from saldissect.dissection import empty_bootstrap
+    from saldissect.analysis.contributions import with_intervals
+    from saldissect.analysis.dissection import empty_bootstrap
 
     point = alignment([(0, "face", 0.4)])
     weights = pd.DataFrame({"basis": [0], "weight": [1.0]})
@@ -138,7 +138,7 @@ def test_without_replicates_the_interval_columns_are_nan():
 
 
 def test_a_replicate_that_aligned_nothing_still_counts():
-    from saldissect.contributions import replicate_contributions
+    from saldissect.analysis.contributions import replicate_contributions
 
     replicates = pd.DataFrame(
         {"replicate": [0], "basis": [0], "concept": ["face"], "kind": "object", "value": [0.5]}

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from saldissect import dissection
-from saldissect.dissection import (
+from saldissect.analysis import dissection
+from saldissect.analysis.dissection import (
     COUNTING_PATH_ENV,
     COUNTING_PATHS,
     BasisHistogram,
@@ -230,7 +230,7 @@ def test_calibration_leaves_out_paths_that_fail_or_miscount(monkeypatch, caplog)
         monkeypatch.setitem(dissection._CPU_COUNTS, "int8", fail)
     dissection._calibration.cache_clear()
     try:
-        with caplog.at_level("WARNING", logger="saldissect.dissection"):
+        with caplog.at_level("WARNING", logger="saldissect.analysis.dissection"):
             times = calibrate_counting()
     finally:
         dissection._calibration.cache_clear()  # the next calibration measures the real paths
@@ -277,7 +277,7 @@ def test_counting_path_rejects_unknown_and_misplaced_paths(monkeypatch):
 def test_the_choice_is_logged_once(monkeypatch, caplog):
     monkeypatch.setattr(dissection, "_LOGGED_CHOICES", set())
     monkeypatch.setenv(COUNTING_PATH_ENV, "popcount")
-    with caplog.at_level("INFO", logger="saldissect.dissection"):
+    with caplog.at_level("INFO", logger="saldissect.analysis.dissection"):
         for _ in range(3):
             counting_path("cpu")
     records = [r for r in caplog.records if "dissection counts" in r.getMessage()]
@@ -346,7 +346,7 @@ def _batches(seed=0, n_images=10, n_bases=3, n_concepts=4):
 
 @pytest.mark.parametrize("score", ["mean_iou", "pooled_iou"])
 def test_poisson_bootstrap_replicates_are_weighted_sums_whatever_the_batches(score):
-    from saldissect.dissection import PoissonBootstrap
+    from saldissect.analysis.dissection import PoissonBootstrap
 
     scores, inter, union, occurs = _batches()
     results = []
@@ -378,7 +378,7 @@ def test_poisson_bootstrap_replicates_are_weighted_sums_whatever_the_batches(sco
 def test_poisson_bootstrap_keeps_each_bases_top_concepts_per_replicate():
     import pandas as pd
 
-    from saldissect.dissection import PoissonBootstrap
+    from saldissect.analysis.dissection import PoissonBootstrap
 
     scores, inter, union, occurs = _batches(seed=1)
     boot = PoissonBootstrap(4, 10, 3, 4, score="mean_iou", seed=0)

@@ -7,9 +7,9 @@ import pytest
 
 SCRIPT = """
 import sys
-from saldissect.errors import setup
-from saldissect.config import ConfigError
-from saldissect.errors import MissingFileError
+from saldissect.core.errors import setup
+from saldissect.core.config import ConfigError
+from saldissect.core.errors import MissingFileError
 setup(sys.argv[1])
 {raise_}
 """

@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from saldissect import examples as ex
-from saldissect.data import load_image
-from saldissect.dissection import coverage_masks, dissect, iou
-from saldissect.examples import EXAMPLE_COLUMNS, collect_examples, plot_examples
-from saldissect.train import build_model
+from saldissect.analysis.dissection import coverage_masks, dissect, iou
+from saldissect.analysis.examples import EXAMPLE_COLUMNS, collect_examples
+from saldissect.data.datasets import load_image
+from saldissect.report import examples as ex
+from saldissect.report.examples import plot_examples
+from saldissect.training.train import build_model
 
 
 def _alignment(*args, **kwargs) -> pd.DataFrame:

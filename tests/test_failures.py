@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from saldissect.failures import (
+from saldissect.report.failures import (
     FOREST_XLABEL,
     ODDS_COLUMNS,
     forest_rows,
@@ -16,7 +16,7 @@ from saldissect.failures import (
     plot_worst_best,
     split_worst_best,
 )
-from saldissect.reporting import read_rgb
+from saldissect.report.reporting import read_rgb
 
 Z95 = 1.959963984540054  # norm.ppf(0.975)
 

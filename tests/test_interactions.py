@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from saldissect import interactions as inter
-from saldissect import synthetic
-from saldissect.dissection import coverage_masks
-from saldissect.train import saliency_loss
+from saldissect.analysis.dissection import coverage_masks
+from saldissect.data import synthetic
+from saldissect.interaction import interactions as inter
+from saldissect.training.train import saliency_loss
 
 
 def random_head(n=6, dim=8, seed=0):

@@ -1,4 +1,4 @@
-"""Tests for saldissect.metrics: known answers, slow references, degenerate cases.
+"""Tests for saldissect.core.metrics: known answers, slow references, degenerate cases.
 
 The ``mit_*`` functions below are plain-loop transcriptions of the MIT saliency
 benchmark's MATLAB code (github.com/cvzoya/saliency, ``code_forMetrics/``
@@ -15,8 +15,8 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from saldissect import metrics as M
-from saldissect.metrics import METRICS, auc_judd, cc, kld, nss, sauc, score_image, sim
+from saldissect.core import metrics as M
+from saldissect.core.metrics import METRICS, auc_judd, cc, kld, nss, sauc, score_image, sim
 
 
 def rng(seed: int = 0) -> np.random.Generator:

@@ -2,7 +2,12 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
-from saldissect.models import ResNetBackbone, get_model, resnet_grid, torchvision_cached_weights
+from saldissect.models.networks import (
+    ResNetBackbone,
+    get_model,
+    resnet_grid,
+    torchvision_cached_weights,
+)
 
 SMALL = {
     "backbone": {
@@ -63,7 +68,7 @@ def test_full_size_backbone_is_resnet50_with_output_stride_8():
 def test_our_bottleneck_computes_what_torchvisions_does():
     from torchvision.models.resnet import Bottleneck as Reference
 
-    from saldissect.models import Bottleneck
+    from saldissect.models.networks import Bottleneck
 
     torch.manual_seed(0)
     downsample = torch.nn.Sequential(
@@ -240,7 +245,7 @@ def test_reference_trunk_strides_the_1x1_conv_and_dilates_every_block():
 
 
 def test_reference_bottleneck_computes_the_strided_1x1_by_hand():
-    from saldissect.models import Bottleneck
+    from saldissect.models.networks import Bottleneck
 
     torch.manual_seed(0)
     downsample = torch.nn.Sequential(

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from saldissect.data import load_fixations
-from saldissect.validation import InputError, index_visual_genome, read_visual_genome
-from saldissect.vocabulary import COCO_CATEGORIES, keep_mask, object_concept
+from saldissect.data.datasets import load_fixations
+from saldissect.data.inputs import InputError, index_visual_genome, read_visual_genome
+from saldissect.data.vocabulary import COCO_CATEGORIES, keep_mask, object_concept
 
 
 # ------------------------------------------------------------------- SALICON
@@ -236,7 +236,7 @@ def test_malformed_gqa_files_are_named(tmp_path):
 
 
 def test_validation_concepts_link_coco_images_by_number_and_rescale_boxes(tmp_path):
-    from saldissect.validation import index_val_concepts
+    from saldissect.data.inputs import index_val_concepts
 
     # VG image 7 is COCO 42 at half the size of the SALICON copy; VG image 8 is
     # COCO 43, not a validation image; validation image 44 has no scene graph.

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from saldissect import synthetic
-from saldissect.io import SCHEMAS
+from saldissect.core.io import SCHEMAS
+from saldissect.data import synthetic
 
 WORLD = {
     "seed": 3,

@@ -1,8 +1,8 @@
-"""Import of the reference code's checkpoints (saldissect.reference).
+"""Import of the reference code's checkpoints (saldissect.models.reference).
 
 The reference code is not part of this repository: the state dicts below are
 written from its architecture description (key names and shapes as its modules
-name them, see saldissect.reference), and `reference_forward` computes what its
+name them, see saldissect.models.reference), and `reference_forward` computes what its
 networks compute with plain functional ops, from the same description. Sizes
 are small (a one-block-per-stage bottleneck trunk) so the file runs in seconds;
 one test checks the names and shapes at the paper's size.
@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as nnf
 import yaml
 
-from saldissect import reference
-from saldissect.io import CheckpointError, load_checkpoint
+from saldissect.core.io import CheckpointError, load_checkpoint
+from saldissect.models import reference
 
 LAYERS, WIDTHS, STEM = [1, 1, 1, 1], [4, 4, 8, 8], 8
 TRUNK = {"block": "bottleneck", "layers": LAYERS, "widths": WIDTHS, "stem_width": STEM}
@@ -431,7 +431,7 @@ def test_dataparallel_prefix_is_removed(saved):
 
 
 def test_saved_import_loads_as_a_trained_model_of_the_workflow(saved, tmp_path):
-    from saldissect.train import load_model
+    from saldissect.training.train import load_model
 
     imported = reference.load_reference(
         saved("dinet", "phase2"), "dinet", "phase2", CONFIGS["dinet"]

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saldissect.reporting import metric_intervals, with_brackets
+from saldissect.report.reporting import metric_intervals, with_brackets
 
 
 def scores(values: dict[str, list[float]], metric: str = "cc") -> pd.DataFrame:

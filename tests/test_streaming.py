@@ -12,11 +12,13 @@ import pytest
 import torch
 from test_training import MODEL, TRAIN, WORLD
 
-from saldissect import metrics, resources, synthetic
-from saldissect.data import fixation_map, load_fixations, read_saliency_map
-from saldissect.evaluation import NegativePool, evaluate
-from saldissect.io import save_checkpoint
-from saldissect.train import (
+from saldissect.analysis.evaluation import NegativePool, evaluate
+from saldissect.core import metrics
+from saldissect.core.io import save_checkpoint
+from saldissect.data.datasets import fixation_map, load_fixations, read_saliency_map, synthetic
+from saldissect.data.inputs import read_salicon_split
+from saldissect.training import resources
+from saldissect.training.train import (
     FrozenInputs,
     ProbCache,
     build_model,
@@ -24,7 +26,6 @@ from saldissect.train import (
     train_phase2,
     write_prob_cache,
 )
-from saldissect.validation import read_salicon_split
 
 SIZE = tuple(MODEL["input_size"])
 
@@ -60,7 +61,7 @@ def test_the_float16_cache_holds_each_images_p_in_row_order(world, tmp_path):
     assert cached.shape == shape and cached.dtype == np.float16
     dataset = ProbCache(path, train, SIZE)
     with torch.no_grad():
-        from saldissect.data import SaliencyDataset
+        from saldissect.data.datasets import SaliencyDataset
 
         sample = SaliencyDataset(train, SIZE)[7]
         expected = model.eval()(sample["image"][None])["prob"][0]
@@ -138,7 +139,7 @@ def test_streamed_evaluation_scores_each_image_as_the_metrics_do(world):
     pool = NegativePool(val, size=6, others=3, seed=0)
     row = val.iloc[4]
     height, width = int(row.height), int(row.width)
-    from saldissect.data import load_image
+    from saldissect.data.datasets import load_image
 
     with torch.no_grad():
         pred = model.eval()(torch.from_numpy(load_image(row.image_path, SIZE))[None])

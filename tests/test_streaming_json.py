@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from test_validation import WORLD as VALIDATION_WORLD
 
-from saldissect import synthetic, validation
-from saldissect.validation import (
+from saldissect.data import inputs, synthetic
+from saldissect.data.inputs import (
     InputError,
     JsonFileError,
     index_salicon_split,
@@ -27,7 +27,7 @@ from saldissect.validation import (
     parallel_map,
     read_visual_genome,
 )
-from saldissect.vocabulary import attribute_concept, keep_mask, object_concept
+from saldissect.data.vocabulary import attribute_concept, keep_mask, object_concept
 
 CHUNKS = [1, 2, 3, 7, 64, None]  # None: the default JSON_CHUNK
 
@@ -262,7 +262,7 @@ def test_streamed_index_equals_the_json_load_index(tmp_path, monkeypatch, seed, 
         }
     write_layouts(tmp_path, {int(i): s for i, s in sizes.items()}, graphs, rng)
     if chunk:
-        monkeypatch.setattr(validation, "JSON_CHUNK", chunk)
+        monkeypatch.setattr(inputs, "JSON_CHUNK", chunk)
     cutoffs = {"min_object_count": 1 + seed, "min_attribute_count": 2, "keep_coco": seed == 1}
     probe, concepts, problems, fatal = index_visual_genome(
         tmp_path, scene_graphs=fmt, threads=3, **cutoffs
@@ -291,7 +291,7 @@ def test_validation_concepts_stream_only_the_linked_images(tmp_path, monkeypatch
         }
     )
     whole, problems = index_val_concepts(tmp_path, val)
-    monkeypatch.setattr(validation, "JSON_CHUNK", 3)
+    monkeypatch.setattr(inputs, "JSON_CHUNK", 3)
     streamed, problems_3 = index_val_concepts(tmp_path, val)
     pd.testing.assert_frame_equal(whole, streamed)
     assert problems == problems_3 == []
@@ -329,7 +329,7 @@ def test_vectorised_cutoffs_are_keep_mask(tmp_path):
     rng = np.random.default_rng(0)
     names = list(rng.choice(["dog", "cat", "lamp", "red", "giraffe", "sky"], 400))
     kinds = list(rng.choice(["object", "attribute"], 400))
-    boxes = validation._Boxes()
+    boxes = inputs._Boxes()
     image = boxes.image(1)
     for name, kind in zip(names, kinds, strict=True):
         pair = ([name], []) if kind == "object" else ([], [name])

@@ -2,9 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saldissect import synthetic
-from saldissect.data import fixation_map, load_fixations
-from saldissect.validation import read_salicon_split, read_visual_genome
+from saldissect.data.datasets import fixation_map, load_fixations, synthetic
+from saldissect.data.inputs import read_salicon_split, read_visual_genome
 
 CFG = {
     "seed": 3,

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from saldissect import synthetic
-from saldissect.io import load_checkpoint
-from saldissect.validation import read_salicon_split
+from saldissect.core.io import load_checkpoint
+from saldissect.data import synthetic
+from saldissect.data.inputs import read_salicon_split
 
 WORLD = {
     "seed": 0,
@@ -56,8 +56,8 @@ TRAIN = {
 }
 SCRIPT = """
 import sys, pandas as pd
-from saldissect.errors import setup
-from saldissect.train import train_saliency
+from saldissect.core.errors import setup
+from saldissect.training.train import train_saliency
 setup(sys.argv[2], 1)
 splits = [pd.read_parquet(sys.argv[1] + f'/{{s}}.parquet') for s in ('train', 'val')]
 train_saliency(
@@ -109,7 +109,7 @@ def test_killed_training_resumes_from_the_last_completed_epoch(splits, tmp_path)
 
 
 def test_snapshots_must_come_before_the_last_epoch(splits, tmp_path):
-    from saldissect.train import train_saliency
+    from saldissect.training.train import train_saliency
 
     tables = [pd.read_parquet(splits / f"{s}.parquet") for s in ("train", "val")]
     with pytest.raises(ValueError, match="snapshot epochs \\[2\\] are not between 1 and 1"):
@@ -140,7 +140,7 @@ def test_a_checkpoint_that_runs_code_is_refused(tmp_path):
 
 def test_same_config_and_seed_give_identical_training(splits, tmp_path):
     """Determinism on CPU: two runs, bit-identical weights and history."""
-    from saldissect.train import train_saliency
+    from saldissect.training.train import train_saliency
 
     tables = [pd.read_parquet(splits / f"{s}.parquet") for s in ("train", "val")]
     config = {**TRAIN, "epochs": 2}
@@ -158,8 +158,8 @@ def test_same_config_and_seed_give_identical_training(splits, tmp_path):
 
 def test_epoch_means_are_the_per_image_means(splits, tmp_path):
     """Scores summed on the device and read once equal the mean over images."""
-    from saldissect.data import SaliencyDataset
-    from saldissect.train import Trainer, build_model, saliency_loss
+    from saldissect.data.datasets import SaliencyDataset
+    from saldissect.training.train import Trainer, build_model, saliency_loss
 
     val = pd.read_parquet(splits / "val.parquet")
     torch.manual_seed(0)

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from saldissect import pipeline, synthetic
-from saldissect.validation import InputError, index_salicon_split, index_visual_genome
+from saldissect import pipeline
+from saldissect.data import synthetic
+from saldissect.data.inputs import InputError, index_salicon_split, index_visual_genome
 
 WORLD = {
     "seed": 0,

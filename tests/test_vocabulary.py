@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from saldissect.vocabulary import (
+from saldissect.data.vocabulary import (
     COCO_CATEGORIES,
     INVARIANT,
     PLURALIA_TANTUM,

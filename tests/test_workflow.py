@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from saldissect.io import SCHEMAS
+from saldissect.core.io import SCHEMAS
 
 TINY = """
 synthetic:

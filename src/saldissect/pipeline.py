@@ -13,30 +13,30 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saldissect import contributions as contrib
-from saldissect import interactions as inter
-from saldissect import synthetic
-from saldissect.dissection import compute_thresholds, dissect
-from saldissect.evaluation import evaluate
-from saldissect.io import (
+from saldissect.analysis import contributions as contrib
+from saldissect.analysis.dissection import compute_thresholds, dissect
+from saldissect.analysis.evaluation import evaluate
+from saldissect.core.io import (
     SCHEMAS,
     CheckpointError,
     check_schema,
     read_parquet,
     write_parquet,
 )
-from saldissect.train import (
+from saldissect.data import synthetic
+from saldissect.data.inputs import (
+    InputError,
+    index_salicon_split,
+    index_val_concepts,
+    index_visual_genome,
+)
+from saldissect.interaction import interactions as inter
+from saldissect.training.train import (
     load_model,
     pick_device,
     train_phase2,
     train_saliency,
     write_prob_cache,
-)
-from saldissect.validation import (
-    InputError,
-    index_salicon_split,
-    index_val_concepts,
-    index_visual_genome,
 )
 
 log = logging.getLogger(__name__)
@@ -412,14 +412,14 @@ def import_checkpoint(
     out_history: str,
     out_basis_weights: str | None = None,
 ) -> None:
-    """A reference checkpoint (`saldissect.reference`) as the ``model.pt`` of ``phase``.
+    """A reference checkpoint (`saldissect.models.reference`) as the ``model.pt`` of ``phase``.
 
     The file must fit the run's ``models:`` entry exactly: a size the file's
     tensors give otherwise (N, DINet's E, ...) stops the job naming the key, as
     every later stage builds the model from that entry. The history is empty
     (nothing was trained here); a phase-two file also gives the basis weights.
     """
-    from saldissect import reference
+    from saldissect.models import reference
 
     imported = reference.load_reference(source, model_cfg["arch"], phase, model_cfg)
     differ = {
@@ -549,7 +549,7 @@ def run_examples(
     device: str,
 ) -> None:
     """The probe images and probability maps shown for the top concepts."""
-    from saldissect.examples import collect_examples
+    from saldissect.analysis.examples import collect_examples
 
     dev = pick_device(device)
     model = load_model(checkpoint, model_cfg, "factorised", dev)

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from saldissect import contributions as contrib
-from saldissect import reporting
-from saldissect.io import (
+from saldissect.analysis import contributions as contrib
+from saldissect.core.io import (
     SCHEMAS,
     check_schema,
     read_parquet,
@@ -20,6 +19,7 @@ from saldissect.io import (
     write_parquet,
     write_table,
 )
+from saldissect.report import reporting
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run_interaction_figure(
 
 
 def run_examples_figure(examples: str, concepts: str, out: str, title: str) -> None:
-    from saldissect.examples import plot_examples
+    from saldissect.report.examples import plot_examples
 
     plot_examples(
         read_parquet(examples, "examples"), read_parquet(concepts, "concepts"), out, title
@@ -141,7 +141,7 @@ def run_failures(
     title: str,
 ) -> None:
     """Worst vs best validation images and the concepts over-represented in the worst."""
-    from saldissect import failures
+    from saldissect.report import failures
 
     scores = read_parquet(image_scores, "image_scores")
     scores = scores[(scores["variant"] == cfg["variant"]) & (scores["metric"] == cfg["metric"])]
@@ -204,7 +204,7 @@ def run_progressive(
     ``epochs`` gives each run's epoch count; None is the final model, placed at
     ``last_epoch`` (the end of phase one; snapshots come before it) although the
     model phase one keeps is that of its best validation epoch (named in the title)."""
-    from saldissect import comparisons
+    from saldissect.report import comparisons
 
     tables = {
         (last_epoch if epoch is None else epoch): read_parquet(path, "contributions")
@@ -228,7 +228,7 @@ def run_seed_stability(
     top: int,
 ) -> None:
     """Kendall tau of the top concepts between seed replicates, per model."""
-    from saldissect import comparisons
+    from saldissect.report import comparisons
 
     by_model: dict[str, dict[str, pd.DataFrame]] = {}
     for path, label in zip(runs, labels, strict=True):
@@ -268,7 +268,7 @@ def run_training_data(
 ) -> None:
     """Each model trained on every compared dataset: categories and top concepts side
     by side (one table for all models, one figure per model)."""
-    from saldissect import comparisons
+    from saldissect.report import comparisons
 
     models = sorted({label["model"] for label in labels})
     figures = dict(zip(models, out["png"], strict=True))

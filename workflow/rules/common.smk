@@ -8,7 +8,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
 
-from saldissect.config import ConfigError, load_schema, validate_config
+from saldissect.core.config import ConfigError, load_schema, validate_config
 
 # The configuration is what --configfile and --config give, on top of one base.
 # Without `preset:` the base is the embedded default, config/config.yaml (the
@@ -479,7 +479,7 @@ def get_final_outputs():
 
 
 # ------------------------------------------------------------- resources
-# The mem_mb and runtime of every job come from saldissect.resources.estimate,
+# The mem_mb and runtime of every job come from saldissect.training.resources.estimate,
 # the data's size, the model, the batch, and the attempt (a retried job asks
 # for twice, then three times as much).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -536,7 +536,7 @@ EXPECTED_CONCEPTS = {"synthetic": 64, "real": 2000}
 
 
 def get_resources(stage, wildcards, attempt):
-    from saldissect.resources import estimate
+    from saldissect.training.resources import estimate
 
     batch, images, epochs = _stage_work(stage, wildcards)
     kind = "synthetic" if is_synthetic(wildcards.dataset) else "real"
@@ -580,8 +580,8 @@ def get_runtime(stage):
 # ------------------------------------------------- P of a frozen phase one
 def frozen_maps(section, wildcards):
     """How ``train.<section>`` (phase2, interaction) gets P of the frozen phase one:
-    saldissect.resources.frozen_maps, here where the data's size is known."""
-    from saldissect.resources import frozen_maps as resolve, prob_bytes
+    saldissect.training.resources.frozen_maps, here where the data's size is known."""
+    from saldissect.training.resources import frozen_maps as resolve, prob_bytes
 
     sizes = dataset_size(wildcards.dataset)
     cfg = config["train"][section]

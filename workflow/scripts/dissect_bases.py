@@ -1,5 +1,5 @@
 from saldissect import pipeline
-from saldissect.errors import setup
+from saldissect.core.errors import setup
 
 setup(snakemake.log[0], snakemake.threads)
 pipeline.run_dissection(

@@ -1,5 +1,5 @@
 from saldissect import tabulate
-from saldissect.errors import setup
+from saldissect.core.errors import setup
 
 setup(snakemake.log[0])
 tabulate.run_interaction_figure(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from saldissect import pipeline
-from saldissect.errors import setup
+from saldissect.core.errors import setup
 
 setup(snakemake.log[0], snakemake.threads)
 pipeline.run_phase2(

@@ -7,7 +7,7 @@ the top ``top_n`` of each normalised by its largest magnitude; categories sum
 their concepts' normalised contributions and are normalised the same way.
 
 Uncertainty: the dissection draws Poisson bootstrap replicates over probe
-images (`saldissect.dissection.PoissonBootstrap`); every replicate goes
+images (`saldissect.analysis.dissection.PoissonBootstrap`); every replicate goes
 through the same steps, and the percentile interval of the replicates is
 reported beside each point estimate (``*_low``, ``*_high``; NaN without
 replicates). The basis weights come from training, not from the probe set,

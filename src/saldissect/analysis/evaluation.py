@@ -2,7 +2,7 @@
 
 Each batch of validation images goes through every variant's model; each
 prediction is resized to its image's own size, optionally multiplied by a
-Gaussian centre bias, and scored with `saldissect.metrics` against that
+Gaussian centre bias, and scored with `saldissect.core.metrics` against that
 image's map and fixations, which are then dropped. Memory is one batch of
 images and maps plus a fixed pool of other images' fixations, whatever the
 number of validation images.
@@ -25,9 +25,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from saldissect import metrics
-from saldissect.data import fixation_map, load_fixations, load_image, read_saliency_map
-from saldissect.models import SaliencyModel
+from saldissect.core import metrics
+from saldissect.data.datasets import fixation_map, load_fixations, load_image, read_saliency_map
+from saldissect.models.networks import SaliencyModel
 
 COLUMNS = ["variant", "metric", "value", "n_images"]
 IMAGE_COLUMNS = ["variant", "image_id", "metric", "value"]

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from saldissect.data import IMAGE_SUFFIXES, load_fixations
-from saldissect.errors import UserError
-from saldissect.io import check_schema
-from saldissect.vocabulary import COCO_CATEGORIES, attribute_concept, object_concept
+from saldissect.core.errors import UserError
+from saldissect.core.io import check_schema
+from saldissect.data.datasets import IMAGE_SUFFIXES, load_fixations
+from saldissect.data.vocabulary import COCO_CATEGORIES, attribute_concept, object_concept
 
 Problem = tuple[str, str]
 
@@ -615,7 +615,7 @@ def index_visual_genome(
     Returns ``probe`` (image_id, image_path, height, width), ``concepts``
     (image_id, concept, kind, x, y, w, h; an attribute carries its object's
     box), per-sample problems and dataset problems. Object names become
-    singular concepts (`saldissect.vocabulary`); objects are kept if COCO
+    singular concepts (`saldissect.data.vocabulary`); objects are kept if COCO
     categories (``keep_coco``) or seen at least ``min_object_count`` times,
     attributes if seen at least ``min_attribute_count`` times.
 

@@ -10,7 +10,7 @@ the GIL, so images count side by side in threads. Compiled on first use and
 cached on disk (numba's cache: beside this file, or a per-user folder where
 that is read-only).
 
-Imported only by `saldissect.dissection` when the popcount path runs, so
+Imported only by `saldissect.analysis.dissection` when the popcount path runs, so
 importing the package does not load numba.
 """
 

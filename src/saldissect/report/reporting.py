@@ -12,15 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from saldissect.contributions import (  # noqa: E402
+from saldissect.analysis.contributions import (  # noqa: E402
     CATEGORIES,
     READOUTS,
     heatmap_concepts,
     planted_vs_recovered,
     recovery,
 )
-from saldissect.errors import MissingFileError  # noqa: E402
-from saldissect.io import read_parquet, write_atomic  # noqa: E402
+from saldissect.core.errors import MissingFileError  # noqa: E402
+from saldissect.core.io import read_parquet, write_atomic  # noqa: E402
 
 CATEGORY_COLOURS = dict(
     zip(CATEGORIES, plt.get_cmap("tab20").colors[: len(CATEGORIES)], strict=True)

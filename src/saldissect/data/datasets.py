@@ -1,6 +1,6 @@
 """File formats of the real layouts and the PyTorch datasets.
 
-Indexing a dataset with every sample checked lives in `saldissect.validation`.
+Indexing a dataset with every sample checked lives in `saldissect.data.inputs`.
 SALICON: ``images/{split}/<name>.jpg``, ``maps/{split}/<name>.png`` and
 ``fixations/{split}/<name>.mat`` (2017 release: ``gaze`` struct array with
 1-based ``fixations`` (x, y)) or a binary ``fixationPts`` array, or binary
@@ -91,7 +91,7 @@ def load_image(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """RGB uint8 image resized to ``size`` (height, width), C x H x W.
 
     Images travel from the loader workers as bytes (4x less than float32);
-    the model normalises them (`saldissect.models.SaliencyModel`).
+    the model normalises them (`saldissect.models.networks.SaliencyModel`).
     """
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:

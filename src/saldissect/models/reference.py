@@ -22,7 +22,7 @@ modules:
   top-down decoder), ``prototype``, ``sal_cls`` (phase one and baseline) and
   ``sal_cls_1`` (phase two).
 
-`load_reference` builds our model (`saldissect.models`, whose defaults compute
+`load_reference` builds our model (`saldissect.models.networks`, whose defaults compute
 what the reference computes) with the sizes the file's tensors give (N, DINet's
 E, SALICON's scale width, TranSalNet's token widths and depth) and loads the
 weights; a file that does not fit is refused with one
@@ -32,7 +32,7 @@ the scalar phase-two ``offset`` (0, as the reference has none), the phase-two
 conv of a phase-one file (as our phase one leaves it for phase two to train),
 the phase-one saliency conv of a phase-two file (unused by its head), and the
 bases of a baseline. `save_imported` writes our checkpoint format (the
-``model.pt`` of `saldissect.train`), so the workflow can use the result as a
+``model.pt`` of `saldissect.training.train`), so the workflow can use the result as a
 trained model.
 
 The reference has no interaction variant (docs/method.md 6 is this project's), so
@@ -40,8 +40,8 @@ there is nothing of it to import.
 
 Command line (also installed as ``saldissect-import``)::
 
-    python -m saldissect.reference inspect IN
-    python -m saldissect.reference convert --arch dinet --phase phase1 IN OUT
+    python -m saldissect.models.reference inspect IN
+    python -m saldissect.models.reference convert --arch dinet --phase phase1 IN OUT
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from saldissect import models
-from saldissect.io import CheckpointError, load_checkpoint, save_checkpoint
-from saldissect.models import SaliencyModel
+from saldissect.core.io import CheckpointError, load_checkpoint, save_checkpoint
+from saldissect.models import networks
+from saldissect.models.networks import SaliencyModel
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def build(config: Mapping, head: str, seed: int = 0) -> SaliencyModel:
     built with backbone weights ``none`` (the checkpoint replaces them) under ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return models.build({**config, "weights": "none"}, head)
+        return networks.build({**config, "weights": "none"}, head)
 
 
 def load_reference(
@@ -386,7 +386,7 @@ def load_reference(
 
 
 def save_imported(imported: Imported, path: str | Path) -> None:
-    """Write our checkpoint format (as `saldissect.train.finish_training` writes
+    """Write our checkpoint format (as `saldissect.training.train.finish_training` writes
     ``model.pt``: model, meta, epoch, versions); ``epoch`` is -1 (not trained here)
     and ``meta["imported"]`` says where the weights came from."""
     meta = {
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             if imported.phase != "phase2":
                 print("error: --basis-weights needs a phase-two checkpoint", file=sys.stderr)
                 return 1
-            from saldissect.io import write_parquet
+            from saldissect.core.io import write_parquet
 
             write_parquet(basis_weights_frame(imported.model), args.basis_weights, "basis_weights")
             print(f"wrote {args.basis_weights}")

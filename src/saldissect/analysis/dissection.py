@@ -11,7 +11,7 @@ Conventions:
 - ``contrast`` is the other side of the coin: not where a basis's mask lies,
   but how much more active the basis is inside a concept than over the whole of
   its image, averaged over the images where the concept occurs. Weighted by
-  the basis weights it gives the contrast readout of `saldissect.contributions`.
+  the basis weights it gives the contrast readout of `saldissect.analysis.contributions`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from saldissect.data import ImageDataset
-from saldissect.models import SaliencyModel
-from saldissect.resources import cpu_model
+from saldissect.data.datasets import ImageDataset
+from saldissect.models.networks import SaliencyModel
+from saldissect.training.resources import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def intersection_union(
       has int8 kernels for AVX2 too;
     - ``float``: float32 products (BLAS), fast on any x86-64 CPU with FMA;
     - ``popcount``: masks packed into 64-bit words, AND-ed and counted in a
-      loop that numba compiles for the running CPU (`saldissect.popcounts`),
+      loop that numba compiles for the running CPU (`saldissect.analysis.popcounts`),
       fast on any x86-64 CPU.
 
     ``path`` forces one (tests, benchmarks); otherwise `counting_path` picks
@@ -465,8 +465,8 @@ def _count_float(basis: Tensor, concepts: Tensor, workspace: dict) -> tuple[Tens
 def _count_popcount(basis: Tensor, concepts: Tensor, workspace: dict) -> tuple[Tensor, Tensor]:
     """One image as popcounts: each mask packed into 64-bit words, and every
     basis row AND-ed with every concept row and its bits counted in one
-    compiled loop (`saldissect.popcounts`)."""
-    from saldissect.popcounts import and_popcounts  # numba loads on first use
+    compiled loop (`saldissect.analysis.popcounts`)."""
+    from saldissect.analysis.popcounts import and_popcounts  # numba loads on first use
 
     words, concept_words = _bit_words(basis.numpy()), _bit_words(concepts.numpy())
     inter = np.empty((words.shape[0], concept_words.shape[0]), np.float32)

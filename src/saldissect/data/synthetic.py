@@ -14,7 +14,7 @@ Gaussian centre bias, fixations are sampled from it, and the saliency map is
 the blurred fixation map, as in SALICON.
 
 The world is written in the real layouts (`write_world`) and read back by the
-readers in `saldissect.data`:
+readers in `saldissect.data.datasets`:
 
 - ``salicon/images/{train,val}/<name>.jpg``, ``salicon/maps/{split}/<name>.png``,
   ``salicon/fixations/{split}/<name>.mat`` (SALICON 2017: ``image``,
@@ -40,8 +40,8 @@ import pandas as pd
 import scipy.io
 from tqdm import tqdm
 
-from saldissect.io import write_atomic, write_parquet
-from saldissect.metrics import center_bias
+from saldissect.core.io import write_atomic, write_parquet
+from saldissect.core.metrics import center_bias
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 

@@ -13,7 +13,7 @@ Only the queries, keys and the 1x1 conv train. Conventions of the analyses:
 - *spatial alignment*: ``m(j) = sum_i s(i) A(i, j)`` with ``s`` the
   ground-truth map averaged onto the grid; ``m`` is upsampled to the image
   size, multiplied by the evaluation's centre bias and scored against the
-  ground truth (CC, SIM, KLD, NSS of `saldissect.metrics`);
+  ground truth (CC, SIM, KLD, NSS of `saldissect.core.metrics`);
 - *basis interactions*: ``Pb = P > tau`` (hw x N), per image
   ``I = Pb^T A Pb`` (N x N: the attention mass flowing from cells where basis n
   is active to cells where basis m is active); each row is normalised to sum
@@ -21,7 +21,7 @@ Only the queries, keys and the 1x1 conv train. Conventions of the analyses:
   images, then each row is divided by its maximum;
 - *semantic interactions*: ``S(c1, c2) = sum_{n,m} I(n, m) beta(n, c1)
   beta(m, c2)`` with ``beta`` the top-k normalised alignment of
-  `saldissect.contributions.beta`; row ``c1`` (source) says where cells of
+  `saldissect.analysis.contributions.beta`; row ``c1`` (source) says where cells of
   ``c1`` look, column ``c2`` (target) what they look at.
 
 Memory: the analyses never hold ``A`` whole for a batch; they walk over
@@ -46,13 +46,18 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from saldissect import metrics
-from saldissect.contributions import beta as top_k_beta
-from saldissect.contributions import heatmap_concepts, pair_rank  # noqa: F401
-from saldissect.data import SaliencyDataset, fixation_map, load_fixations, read_saliency_map
-from saldissect.io import load_checkpoint
-from saldissect.models import SaliencyModel
-from saldissect.train import (
+from saldissect.analysis.contributions import beta as top_k_beta
+from saldissect.analysis.contributions import heatmap_concepts, pair_rank  # noqa: F401
+from saldissect.core import metrics
+from saldissect.core.io import load_checkpoint
+from saldissect.data.datasets import (
+    SaliencyDataset,
+    fixation_map,
+    load_fixations,
+    read_saliency_map,
+)
+from saldissect.models.networks import SaliencyModel
+from saldissect.training.train import (
     FrozenInputs,
     Trainer,
     finish_training,
@@ -181,7 +186,7 @@ def semantic_interactions(
 ) -> pd.DataFrame:
     """``S = beta^T I beta`` in long format (source, target, weight), concepts sorted.
 
-    ``beta`` has columns basis, concept, beta (`saldissect.contributions.beta`);
+    ``beta`` has columns basis, concept, beta (`saldissect.analysis.contributions.beta`);
     ``concepts`` (default: those in ``beta``) fixes the rows and columns, so a
     concept no basis credits gets a row and a column of zeros.
     """
@@ -241,7 +246,7 @@ def train_interaction(
 ) -> pd.DataFrame:
     """Train queries, keys and the 1x1 readout on P of the frozen phase-one model.
 
-    As in phase two, P reaches the head as `saldissect.train.FrozenInputs`
+    As in phase two, P reaches the head as `saldissect.training.train.FrozenInputs`
     says (``cfg["frozen_maps"]``); the loop, history, best checkpoint and
     resume are `Trainer`'s.
     ``model.pt`` holds the head only; its metadata names the phase-one
@@ -297,7 +302,7 @@ def analyse(
     """Spatial alignment (metric, value, n_images) and the basis interactions ``I``.
 
     Scores use each image's own map and fixations at its own size, as
-    `saldissect.evaluation` does.
+    `saldissect.analysis.evaluation` does.
     """
     images = images.reset_index(drop=True)
     loader = DataLoader(

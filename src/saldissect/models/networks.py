@@ -27,7 +27,7 @@ scales, top-down decoder, stride 2). Models are built by name through
 
 With their default options the three compute what the authors' reference code
 computes (github.com/szzexpoi/saliency_analysis, whose checkpoints
-`saldissect.reference` imports): its ResNet puts a block's stride on the 1x1
+`saldissect.models.reference` imports): its ResNet puts a block's stride on the 1x1
 conv, max-pools with padding 0 and ``ceil_mode``, and dilates every block of a
 dilated stage; its convolutions before the saliency layer carry no bias
 (DINet) and all resampling is nearest. The project's own alternatives are
@@ -47,8 +47,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-from saldissect.config import ConfigError
-from saldissect.errors import MissingFileError
+from saldissect.core.config import ConfigError
+from saldissect.core.errors import MissingFileError
 
 HEADS = ("plain", "factorised", "reformulated")
 TRUNKS = ("reference", "torchvision")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from saldissect.errors import UserError
+from saldissect.core.errors import UserError
 
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "split": ("image_id", "image_path", "map_path", "fixation_path", "height", "width"),

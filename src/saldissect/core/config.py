@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from saldissect.errors import UserError
+from saldissect.core.errors import UserError
 
 
 class ConfigError(UserError, ValueError):

@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from saldissect.contributions import CATEGORIES  # noqa: E402
-from saldissect.reporting import CATEGORY_COLOURS, _save  # noqa: E402
+from saldissect.analysis.contributions import CATEGORIES  # noqa: E402
+from saldissect.report.reporting import CATEGORY_COLOURS, _save  # noqa: E402
 
 STABILITY_COLUMNS = ("run_a", "run_b", "n_concepts", "kendall_tau", "p_value", "top_overlap")
 PROGRESSIVE_COLUMNS = (

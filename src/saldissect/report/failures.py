@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from saldissect.io import SCHEMAS  # noqa: E402
+from saldissect.core.io import SCHEMAS  # noqa: E402
 
 GROUP_COLUMNS = SCHEMAS["failure_images"]
 ODDS_COLUMNS = SCHEMAS["failures"]
@@ -182,8 +182,8 @@ def plot_failures(table: pd.DataFrame, out: str | Path, title: str, top: int = 1
     concept at its odds ratio with its confidence interval, log x axis, a line at 1,
     labels "concept (n_worst/n_worst_images vs n_best/n_best_images)", coloured by
     category."""
-    from saldissect.contributions import CATEGORIES
-    from saldissect.reporting import CATEGORY_COLOURS, _save
+    from saldissect.analysis.contributions import CATEGORIES
+    from saldissect.report.reporting import CATEGORY_COLOURS, _save
 
     rows = forest_rows(table, top)
     fig, ax = plt.subplots(figsize=forest_size(len(rows)))
@@ -226,7 +226,7 @@ def plot_worst_best(
 ) -> None:
     """The ``n`` worst images (top row, worst first) and ``n`` best (bottom row, best
     first), each titled with its score. ``images`` has columns image_id, image_path."""
-    from saldissect.reporting import _save, read_rgb
+    from saldissect.report.reporting import _save, read_rgb
 
     _require(groups, GROUP_COLUMNS, "groups")
     _require(images, ("image_id", "image_path"), "images")

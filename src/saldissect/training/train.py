@@ -21,10 +21,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from saldissect import models, resources
-from saldissect.data import SaliencyDataset, single_threaded_worker
-from saldissect.io import load_checkpoint, save_checkpoint, write_parquet
-from saldissect.models import SaliencyModel
+from saldissect.core.io import load_checkpoint, save_checkpoint, write_parquet
+from saldissect.data.datasets import SaliencyDataset, single_threaded_worker
+from saldissect.models import networks
+from saldissect.models.networks import SaliencyModel
+from saldissect.training import resources
 
 log = logging.getLogger(__name__)
 EPS = 1e-8
@@ -84,8 +85,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(model_cfg: dict, head: str) -> SaliencyModel:
-    """The configured architecture (`models.build`: a key of another architecture is refused)."""
-    return models.build(model_cfg, head)
+    """The configured architecture (`networks.build`: a key of another architecture is refused)."""
+    return networks.build(model_cfg, head)
 
 
 def load_model(
@@ -381,7 +382,7 @@ def frozen_mode(cfg: dict, n_images: int, n_bases: int, grid: tuple[int, int]) -
     ``recompute``: recomputed under ``no_grad`` at every step (memory flat in
     the number of images); ``disk``: read from the float16 cache that rule
     ``cache_prob_maps`` writes (`write_prob_cache`). ``auto`` is resolved by
-    `saldissect.resources.frozen_maps`; without the workflow's cache file it
+    `saldissect.training.resources.frozen_maps`; without the workflow's cache file it
     can only choose ``memory`` or ``recompute`` (the workflow resolves it
     before, to ``disk`` on a CPU).
     """

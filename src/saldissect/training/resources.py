@@ -80,7 +80,7 @@ def _profile(model_json: str, head: str) -> dict[str, float]:
     """Parameters, activations and multiply-adds of one image, from a ``meta``-device pass."""
     import torch
 
-    from saldissect.train import build_model
+    from saldissect.training.train import build_model
 
     cfg = json.loads(model_json)
     with torch.device("meta"):  # ImageNet weights are not read: only shapes matter
