@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 
 from saldissect.analysis.dissection import compute_thresholds, dissect
 from saldissect.core.config import load_schema, validate_config
-from saldissect.data.datasets import ImageDataset, synthetic
+from saldissect.data import synthetic
+from saldissect.data.datasets import ImageDataset
 from saldissect.data.inputs import read_salicon_split, read_visual_genome
 from saldissect.training.train import build_model
 

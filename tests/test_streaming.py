@@ -15,7 +15,8 @@ from test_training import MODEL, TRAIN, WORLD
 from saldissect.analysis.evaluation import NegativePool, evaluate
 from saldissect.core import metrics
 from saldissect.core.io import save_checkpoint
-from saldissect.data.datasets import fixation_map, load_fixations, read_saliency_map, synthetic
+from saldissect.data import synthetic
+from saldissect.data.datasets import fixation_map, load_fixations, read_saliency_map
 from saldissect.data.inputs import read_salicon_split
 from saldissect.training import resources
 from saldissect.training.train import (

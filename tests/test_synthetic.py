@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saldissect.data.datasets import fixation_map, load_fixations, synthetic
+from saldissect.data import synthetic
+from saldissect.data.datasets import fixation_map, load_fixations
 from saldissect.data.inputs import read_salicon_split, read_visual_genome
 
 CFG = {
