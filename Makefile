@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
 	@echo
-	@echo "Tables:  results/synthetic/tables/ (validation.md: recovered vs planted weights)"
+	@echo "Tables:  results/synthetic/tables/ (recovery.md: recovered vs planted weights)"
 	@echo "Figures: results/synthetic/figures/ (across datasets: results/comparison/)"
 	@echo "Report:  $(BIN)/snakemake --report report.html"
 

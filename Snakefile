@@ -13,10 +13,11 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
+include: "workflow/rules/training.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/interaction.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/recovery.smk"
 
 
 rule all:

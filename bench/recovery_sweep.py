@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-
-from saldissect.analysis.contributions import READOUTS, planted_vs_recovered
 from saldissect.tabulate import run_validation
+
+from saldissect.recovery.recovery import READOUTS, planted_vs_recovered
 
 ROOT = Path(__file__).resolve().parents[1]
 

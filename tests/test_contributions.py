@@ -6,9 +6,8 @@ from saldissect.analysis.contributions import (
     category_scores,
     contrast_readout,
     contributions,
-    pool_controls,
-    recovery,
 )
+from saldissect.recovery.recovery import pool_controls, recovery
 
 
 def alignment(rows):

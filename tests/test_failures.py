@@ -7,14 +7,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from saldissect.analysis.failures import ODDS_COLUMNS, odds_ratios, split_worst_best
 from saldissect.report.failures import (
     FOREST_XLABEL,
-    ODDS_COLUMNS,
     forest_rows,
-    odds_ratios,
     plot_failures,
     plot_worst_best,
-    split_worst_best,
 )
 from saldissect.report.reporting import read_rgb
 

@@ -5,9 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
+from saldissect.analysis.contributions import heatmap_concepts
 from saldissect.analysis.dissection import coverage_masks
 from saldissect.data import synthetic
 from saldissect.interaction import interactions as inter
+from saldissect.recovery.recovery import pair_rank
 from saldissect.training.train import saliency_loss
 
 
@@ -155,16 +157,16 @@ def test_pair_rank_and_heatmap_concepts():
             "weight": [3.0, 1.0, 2.0, 1.0],
         }
     )
-    assert inter.pair_rank(table, "a", "c") == (2.0, 3)
-    assert inter.pair_rank(table, "a", "b") == (3.0, 3)
-    assert np.isnan(inter.pair_rank(table, "z", "a")[0])
+    assert pair_rank(table, "a", "c") == (2.0, 3)
+    assert pair_rank(table, "a", "b") == (3.0, 3)
+    assert np.isnan(pair_rank(table, "z", "a")[0])
     zeros = table.assign(weight=0.0)  # a source no basis credits: the pair ranks last
-    assert inter.pair_rank(zeros, "a", "a") == (3.0, 3)
+    assert pair_rank(zeros, "a", "a") == (3.0, 3)
     contributions = pd.DataFrame(
         {"concept": ["p1", "p2", "n1", "n2", "z"], "rank": [1, 2, -1, -2, 0]}
     )
-    assert inter.heatmap_concepts(contributions, 20) == ["p1", "p2", "n1", "n2"]
-    assert inter.heatmap_concepts(contributions, 1) == ["p1", "n1"]
+    assert heatmap_concepts(contributions, 20) == ["p1", "p2", "n1", "n2"]
+    assert heatmap_concepts(contributions, 1) == ["p1", "n1"]
 
 
 # ------------------------------------------------------------ planted interaction
@@ -260,5 +262,5 @@ def test_attention_finds_the_planted_pair():
     _, flows = inter.attention_statistics(head, prob, torch.full((len(concepts),), 0.5), maps[:, 0])
     beta = pd.DataFrame({"basis": range(len(concepts)), "concept": concepts, "beta": 1.0})
     semantic = inter.semantic_interactions(inter.basis_interactions(flows), beta)
-    rank, _ = inter.pair_rank(semantic, "giraffe", "face")
+    rank, _ = pair_rank(semantic, "giraffe", "face")
     assert rank <= 3, semantic[semantic["source"] == "giraffe"]

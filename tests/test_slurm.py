@@ -338,7 +338,7 @@ def test_slurm_artifacts_equal_a_local_run(runs):
     slurm_results = slurm.workdir / "results"
     local_results = local.workdir / "results"
     tables = sorted(p.relative_to(local_results) for p in local_results.glob("*/tables/*"))
-    assert any(t.name == "validation.csv" for t in tables), tables
+    assert any(t.name == "recovery.csv" for t in tables), tables
     for table in tables:
         assert (slurm_results / table).read_bytes() == (local_results / table).read_bytes(), table
     artifacts = sorted(p.relative_to(local_results) for p in local_results.rglob("*.parquet"))

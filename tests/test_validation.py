@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import scipy.io
 
-from saldissect import pipeline
 from saldissect.data import synthetic
 from saldissect.data.inputs import InputError, index_salicon_split, index_visual_genome
+from saldissect.data.stages import prepare_data
 
 WORLD = {
     "seed": 0,
@@ -96,8 +96,20 @@ def run_prepare(root, tmp_path, on_bad_sample):
         for k in ("train", "val", "probe", "concepts", "val_concepts", "rejects")
     }
     paths = {"salicon": str(root / "salicon"), "probe": str(root / "visual_genome")}
-    pipeline.prepare_data({}, VOCABULARY, paths, out, batch_size=1, on_bad_sample=on_bad_sample)
+    prepare_data({}, out, _params(paths, batch_size=1, on_bad_sample=on_bad_sample))
     return out
+
+
+def _params(paths: dict, *, batch_size: int, on_bad_sample: str) -> dict:
+    """Rule prepare_data's params for a dataset at ``paths``."""
+    return {
+        "dataset": {},
+        "paths": paths,
+        "vocabulary": VOCABULARY,
+        "seed": 0,
+        "batch_size": batch_size,
+        "on_bad_sample": on_bad_sample,
+    }
 
 
 def test_every_problem_is_reported_one_line_each_and_nothing_written(world, tmp_path):
@@ -146,4 +158,4 @@ def test_empty_split_and_too_few_images_stop_the_run_even_when_skipping(world, t
     }
     paths = {"salicon": str(world / "salicon"), "probe": str(world / "visual_genome")}
     with pytest.raises(InputError, match="fewer than a batch of 16"):
-        pipeline.prepare_data({}, VOCABULARY, paths, out, batch_size=16, on_bad_sample="skip")
+        prepare_data({}, out, _params(paths, batch_size=16, on_bad_sample="skip"))

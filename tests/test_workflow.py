@@ -47,10 +47,11 @@ EXTENDED = {
 TABLE_RULES = {
     "tables",
     "make_tables",
-    "validate_recovery",
+    "check_recovery",
     "plot_interactions",
     "plot_examples",
     "analyse_failures",
+    "plot_failures",
     "track_progress",
     "compare_seeds",
     "compare_training_data",
@@ -122,11 +123,11 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     assert alignment["mean_iou"].between(0, 1).all()
     history = pd.read_parquet(results / "synthetic/dinet_small/phase1/history.parquet")
     assert sorted(history["epoch"].unique()) == [0, 1]
-    validation = pd.read_csv(results / "synthetic/tables/validation.csv")
-    assert set(validation["control"]) == {"none", "shuffled maps"}
-    assert validation["spearman"].between(-1, 1).all()
+    recovery = pd.read_csv(results / "synthetic/tables/recovery.csv")
+    assert set(recovery["control"]) == {"none", "shuffled maps"}
+    assert recovery["spearman"].between(-1, 1).all()
     # both readouts of every run: the paper's top-k IoU and the contrast readout
-    assert (validation.groupby(["dataset", "model"])["readout"].nunique() == 2).all()
+    assert (recovery.groupby(["dataset", "model"])["readout"].nunique() == 2).all()
     for figure in (
         "synthetic/figures/recovery.png",
         "synthetic/figures/categories.png",
@@ -150,7 +151,7 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     seeds = pd.read_csv(results / "synthetic/tables/seed_stability.csv")
     assert list(seeds[["run_a", "run_b"]].iloc[0]) == ["seed 0", "seed 1"] and len(seeds) == 1
     assert seeds["kendall_tau"].between(-1, 1).all()
-    assert set(validation["model"]) == {"dinet_small", "dinet_small.seed1"}
+    assert set(recovery["model"]) == {"dinet_small", "dinet_small.seed1"}
     progressive = pd.read_csv(results / "synthetic/tables/progressive_dinet_small.csv")
     assert progressive["epoch"].min() == 1 and progressive["epoch"].nunique() == 2
     failures = pd.read_csv(results / "synthetic/tables/failures_dinet_small.csv")
@@ -163,7 +164,7 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     # rerunning a stage gives identical tables (whole runs are compared in
     # tests/test_slurm.py, training from the same seed in tests/test_training.py)
     tables = [
-        "synthetic/tables/validation.csv",
+        "synthetic/tables/recovery.csv",
         "synthetic/tables/metrics.csv",
         "synthetic/tables/top_semantics.csv",
     ]

@@ -138,3 +138,27 @@ rule collect_examples:
         device=config["device"],
     script:
         "../scripts/collect_examples.py"
+
+
+rule analyse_failures:
+    input:
+        image_scores=get_failure_scores,
+        val_concepts="results/{dataset}/data/val_concepts.parquet",
+    output:
+        table="results/{dataset}/{model}/failures.parquet",
+        images="results/{dataset}/{model}/failure_images.parquet",
+    log:
+        "results/logs/{dataset}/{model}/analyse_failures.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/analyse_failures.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    params:
+        failures=config["failures"],
+        vocabulary=config["vocabulary"],
+    script:
+        "../scripts/analyse_failures.py"

@@ -317,7 +317,7 @@ def get_dataset_image_scores(wildcards):
     return get_dataset_runs(wildcards, "image_scores.parquet")
 
 
-def validated_datasets():
+def recovery_datasets():
     """Synthetic datasets that are not controls: their recovery is checked."""
     return [d for d in DATASETS if is_synthetic(d) and not is_control(d)]
 
@@ -335,11 +335,11 @@ def synthetic_runs():
     return [(d, m) for d in DATASETS if is_synthetic(d) for m in MODELS + seed_runs(d)]
 
 
-def get_validation_runs(wildcards):
+def get_recovery_runs(wildcards):
     return [f"results/{d}/{m}/contributions.parquet" for d, m in synthetic_runs()]
 
 
-def get_validation_interactions(wildcards):
+def get_recovery_interactions(wildcards):
     """Semantic interactions of the main synthetic runs: the planted pair's rank."""
     return [
         f"results/{d}/{m}/semantic_interactions.parquet"
@@ -362,7 +362,7 @@ def get_interaction_outputs():
     return outputs
 
 
-def get_validation_labels(wildcards):
+def get_recovery_labels(wildcards):
     return [
         {
             "dataset": d,
@@ -461,9 +461,9 @@ def get_table_outputs():
             outputs += [
                 f"{figures}/seed_replicates_{model}.png" for model in TRAINED_MODELS
             ]
-    for dataset in validated_datasets():
+    for dataset in recovery_datasets():
         outputs += [
-            f"results/{dataset}/tables/validation.md",
+            f"results/{dataset}/tables/recovery.md",
             f"results/{dataset}/figures/recovery.png",
         ]
     if len(TRAINING_DATASETS) > 1:

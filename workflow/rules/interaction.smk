@@ -63,30 +63,3 @@ rule analyse_interactions:
         device=config["device"],
     script:
         "../scripts/analyse_interactions.py"
-
-
-rule plot_interactions:
-    input:
-        semantic="results/{dataset}/{model}/semantic_interactions.parquet",
-        contributions="results/{dataset}/{model}/contributions.parquet",
-    output:
-        png=report(
-            "results/{dataset}/figures/semantic_interactions_{model}.png",
-            caption="../report/semantic_interactions.rst",
-            category="Interactions",
-            subcategory="{dataset}",
-        ),
-    log:
-        "results/logs/{dataset}/{model}/plot_interactions.log",
-    benchmark:
-        "results/benchmarks/{dataset}/{model}/plot_interactions.tsv"
-    conda:
-        "../../envs/saldissect.yaml"
-    threads: 1
-    resources:
-        mem_mb=scaled(2000),
-        runtime=scaled(10),
-    params:
-        top=config["interaction"]["top_concepts"],
-    script:
-        "../scripts/plot_interactions.py"

@@ -1,13 +1,14 @@
-# Tables and figures from Parquet artifacts, and the synthetic recovery check.
+# Tables and figures from Parquet artifacts (saldissect.report.stages).
 
 
 # Tables and figures take seconds: on a cluster they run on the submitting
 # node, not as jobs of their own.
 localrules:
     make_tables,
-    validate_recovery,
+    check_recovery,
     plot_examples,
     analyse_failures,
+    plot_failures,
     track_progress,
     compare_seeds,
     compare_training_data,
@@ -20,7 +21,7 @@ localrules:
 # a long run (`snakemake results/effective_config.yaml --configfile ...`).
 rule effective_config:
     output:
-        "results/effective_config.yaml",
+        config="results/effective_config.yaml",
     log:
         "results/logs/effective_config.log",
     benchmark:
@@ -96,41 +97,6 @@ rule make_tables:
         "../scripts/make_tables.py"
 
 
-rule validate_recovery:
-    input:
-        runs=get_validation_runs,
-        interactions=get_validation_interactions,
-        planted=f"{WORLD}/planted.parquet",
-    output:
-        csv=report(
-            "results/{dataset}/tables/validation.csv",
-            caption="../report/validation.rst",
-            category="Synthetic check",
-        ),
-        md="results/{dataset}/tables/validation.md",
-        png=report(
-            "results/{dataset}/figures/recovery.png",
-            caption="../report/recovery.rst",
-            category="Synthetic check",
-        ),
-    log:
-        "results/logs/{dataset}/validate_recovery.log",
-    benchmark:
-        "results/benchmarks/{dataset}/validate_recovery.tsv"
-    conda:
-        "../../envs/saldissect.yaml"
-    threads: 1
-    resources:
-        mem_mb=scaled(2000),
-        runtime=scaled(10),
-    params:
-        min_abs_weight=config["validation"]["min_abs_weight"],
-        labels=get_validation_labels,
-        interaction=config["synthetic"]["interaction"],
-    script:
-        "../scripts/validate_recovery.py"
-
-
 rule plot_examples:
     input:
         examples="results/{dataset}/{model}/examples.parquet",
@@ -156,14 +122,12 @@ rule plot_examples:
         "../scripts/plot_examples.py"
 
 
-rule analyse_failures:
+rule plot_failures:
     input:
-        image_scores=get_failure_scores,
-        val="results/{dataset}/data/val.parquet",
-        val_concepts="results/{dataset}/data/val_concepts.parquet",
-    output:
         table="results/{dataset}/{model}/failures.parquet",
         images="results/{dataset}/{model}/failure_images.parquet",
+        val="results/{dataset}/data/val.parquet",
+    output:
         csv=report(
             "results/{dataset}/tables/failures_{model}.csv",
             caption="../report/failures_table.rst",
@@ -184,9 +148,9 @@ rule analyse_failures:
             subcategory="{dataset}",
         ),
     log:
-        "results/logs/{dataset}/{model}/analyse_failures.log",
+        "results/logs/{dataset}/{model}/plot_failures.log",
     benchmark:
-        "results/benchmarks/{dataset}/{model}/analyse_failures.tsv"
+        "results/benchmarks/{dataset}/{model}/plot_failures.tsv"
     conda:
         "../../envs/saldissect.yaml"
     threads: 1
@@ -195,9 +159,8 @@ rule analyse_failures:
         runtime=scaled(10),
     params:
         failures=config["failures"],
-        vocabulary=config["vocabulary"],
     script:
-        "../scripts/analyse_failures.py"
+        "../scripts/plot_failures.py"
 
 
 rule track_progress:
@@ -304,3 +267,30 @@ rule compare_training_data:
         top=config["replicates"]["top"],
     script:
         "../scripts/compare_training_data.py"
+
+
+rule plot_interactions:
+    input:
+        semantic="results/{dataset}/{model}/semantic_interactions.parquet",
+        contributions="results/{dataset}/{model}/contributions.parquet",
+    output:
+        png=report(
+            "results/{dataset}/figures/semantic_interactions_{model}.png",
+            caption="../report/semantic_interactions.rst",
+            category="Interactions",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/{model}/plot_interactions.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/plot_interactions.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(10),
+    params:
+        top=config["interaction"]["top_concepts"],
+    script:
+        "../scripts/plot_interactions.py"

@@ -1,13 +1,4 @@
-from saldissect import pipeline
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.training.stages import cache_prob_maps
 
-setup(snakemake.log[0], snakemake.threads)
-pipeline.run_prob_cache(
-    snakemake.input.phase1,
-    {"train": snakemake.input.train, "val": snakemake.input.val},
-    snakemake.params.model,
-    {"train": snakemake.output.train, "val": snakemake.output.val},
-    batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
-    device=snakemake.params.device,
-)
+run(snakemake, cache_prob_maps)

@@ -1,11 +1,4 @@
-from saldissect import tabulate
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.report.stages import compare_seeds
 
-setup(snakemake.log[0])
-tabulate.run_seed_stability(
-    list(snakemake.input.runs),
-    snakemake.params.labels,
-    {"csv": snakemake.output.csv, "md": snakemake.output.md, "png": list(snakemake.output.png)},
-    dataset=snakemake.wildcards.dataset,
-    top=snakemake.params.top,
-)
+run(snakemake, compare_seeds)

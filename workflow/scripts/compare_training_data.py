@@ -1,11 +1,4 @@
-from saldissect import tabulate
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.report.stages import compare_training_data
 
-setup(snakemake.log[0])
-tabulate.run_training_data(
-    list(snakemake.input.categories),
-    list(snakemake.input.contributions),
-    snakemake.params.labels,
-    {"csv": snakemake.output.csv, "md": snakemake.output.md, "png": list(snakemake.output.png)},
-    top=snakemake.params.top,
-)
+run(snakemake, compare_training_data)

@@ -1,12 +1,4 @@
-from saldissect import pipeline
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.analysis.stages import compute_thresholds
 
-setup(snakemake.log[0], snakemake.threads)
-pipeline.run_thresholds(
-    snakemake.input.model,
-    snakemake.input.val,
-    snakemake.params.model,
-    snakemake.params.thresholds,
-    snakemake.output.thresholds,
-    device=snakemake.params.device,
-)
+run(snakemake, compute_thresholds)

@@ -1,15 +1,4 @@
-from saldissect import pipeline
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.analysis.stages import evaluate_models
 
-setup(snakemake.log[0], snakemake.threads)
-pipeline.run_evaluation(
-    {variant: snakemake.input[variant] for variant in snakemake.params.variants},
-    snakemake.input.val,
-    snakemake.params.model,
-    snakemake.params.evaluation,
-    snakemake.output.metrics,
-    snakemake.output.image_scores,
-    seed=snakemake.params.seed,
-    device=snakemake.params.device,
-    threads=snakemake.threads,
-)
+run(snakemake, evaluate_models)

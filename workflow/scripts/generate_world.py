@@ -1,5 +1,4 @@
-from saldissect import pipeline
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.data.stages import generate_world
 
-setup(snakemake.log[0], snakemake.threads)
-pipeline.generate_world(snakemake.params.synthetic, snakemake.output.salicon.rsplit("/", 1)[0])
+run(snakemake, generate_world)

@@ -1,12 +1,4 @@
-from saldissect import pipeline
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.training.stages import import_checkpoint
 
-setup(snakemake.log[0], 1)
-pipeline.import_checkpoint(
-    snakemake.input.checkpoint,
-    snakemake.params.phase,
-    snakemake.params.model,
-    snakemake.output.model,
-    snakemake.output.history,
-    snakemake.output.get("basis_weights"),
-)
+run(snakemake, import_checkpoint)

@@ -1,14 +1,4 @@
-from saldissect import tabulate
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.report.stages import make_tables
 
-setup(snakemake.log[0])
-tabulate.run_tables(
-    snakemake.input.metrics,
-    snakemake.input.contributions,
-    snakemake.input.categories,
-    dict(snakemake.output.items()),
-    dataset=snakemake.wildcards.dataset,
-    image_scores=list(snakemake.input.image_scores),
-    confidence=snakemake.params.confidence,
-    seed=snakemake.params.seed,
-)
+run(snakemake, make_tables)

@@ -1,10 +1,4 @@
-from saldissect import tabulate
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.report.stages import plot_examples
 
-setup(snakemake.log[0])
-tabulate.run_examples_figure(
-    snakemake.input.examples,
-    snakemake.input.concepts,
-    snakemake.output.png,
-    f"Dissection examples: {snakemake.wildcards.model} on {snakemake.wildcards.dataset}",
-)
+run(snakemake, plot_examples)

@@ -1,14 +1,4 @@
-from saldissect import pipeline
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.data.stages import prepare_data
 
-setup(snakemake.log[0], snakemake.threads)
-pipeline.prepare_data(
-    snakemake.params.dataset,
-    snakemake.params.vocabulary,
-    paths=snakemake.params.paths,
-    out=dict(snakemake.output.items()),
-    seed=snakemake.params.seed,
-    batch_size=snakemake.params.batch_size,
-    on_bad_sample=snakemake.params.on_bad_sample,
-    threads=snakemake.threads,
-)
+run(snakemake, prepare_data)

@@ -1,13 +1,4 @@
-from saldissect import pipeline
-from saldissect.core.errors import setup
+from saldissect.core.stage import run
+from saldissect.analysis.stages import score_contributions
 
-setup(snakemake.log[0], snakemake.threads)
-pipeline.run_contributions(
-    snakemake.input.alignment,
-    snakemake.input.bootstrap,
-    snakemake.input.basis_weights,
-    snakemake.params.vocabulary,
-    snakemake.params.contributions,
-    snakemake.output.contributions,
-    snakemake.output.categories,
-)
+run(snakemake, score_contributions)

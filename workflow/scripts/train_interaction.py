@@ -1,19 +1,4 @@
-from pathlib import Path
+from saldissect.core.stage import run
+from saldissect.interaction.stages import train_interaction
 
-from saldissect import pipeline
-from saldissect.core.errors import setup
-
-setup(snakemake.log[0], snakemake.threads)
-pipeline.run_interaction_training(
-    snakemake.input.train,
-    snakemake.input.val,
-    snakemake.params.model,
-    snakemake.params.train,
-    snakemake.input.phase1,
-    Path(snakemake.output.model).parent,
-    dim=snakemake.params.dim,
-    seed=snakemake.params.seed,
-    threads=snakemake.threads,
-    device=snakemake.params.device,
-    cache=pipeline.prob_cache_inputs(snakemake.input),
-)
+run(snakemake, train_interaction)

@@ -16,7 +16,6 @@ and are held fixed.
 
 from __future__ import annotations
 
-import math
 from importlib import resources
 from pathlib import Path
 
@@ -242,98 +241,6 @@ def category_scores(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"category": list(CATEGORIES), "contribution": scaled.to_numpy()})
 
 
-READOUTS = {"top-k IoU": "contribution", "contrast": "contrast"}  # validation name: column
-
-
-def planted_vs_recovered(
-    contribution: pd.DataFrame, planted: pd.DataFrame, column: str = "contribution"
-) -> pd.DataFrame:
-    """The planted table with each concept's recovered ``column`` as ``contribution``
-    (0 if never credited)."""
-    recovered = contribution[["concept", column]].rename(columns={column: "contribution"})
-    merged = planted.merge(recovered, on="concept", how="left")
-    merged["contribution"] = merged["contribution"].fillna(0.0)
-    return merged
-
-
-def recovery(
-    contribution: pd.DataFrame,
-    planted: pd.DataFrame,
-    *,
-    min_abs_weight: float = 0.3,
-    column: str = "contribution",
-) -> dict:
-    """How well recovered contributions (``column``: the paper's ``contribution``
-    or the ``contrast`` readout) match planted weights.
-
-    Spearman rank correlation over all planted concepts (a concept the
-    dissection never credited counts as 0) and sign agreement over concepts
-    with |weight| >= ``min_abs_weight`` (a contribution of exactly 0 is wrong);
-    ``wrong_signs`` names those signed wrong, e.g. ``wall +0.30 -> -0.18``.
-    """
-    from scipy import stats  # here: scipy.stats takes half a second to import
-
-    merged = planted_vs_recovered(contribution, planted, column)
-    rho, p = stats.spearmanr(merged["weight"], merged["contribution"])
-    signed = merged[merged["weight"].abs() >= min_abs_weight]
-    agree = np.sign(signed["weight"]) == np.sign(signed["contribution"])
-    wrong = signed[~agree]
-    return {
-        "n_concepts": len(merged),
-        "spearman": float(rho),
-        "spearman_p": float(p),
-        "n_signed": len(signed),
-        "sign_agreement": float(agree.mean()) if len(signed) else float("nan"),
-        "min_abs_weight": float(min_abs_weight),
-        "wrong_signs": ", ".join(
-            f"{c} {w:+.2f} -> {v:+.2f}"
-            for c, w, v in zip(
-                wrong["concept"], wrong["weight"], wrong["contribution"], strict=True
-            )
-        ),
-    }
-
-
-def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
-    """Add one row per model that has several shuffled controls: their mean.
-
-    One control's Spearman is a single draw from a null whose standard
-    deviation is 1 / sqrt(n - 1) (0.29 for 13 concepts), so one draw says
-    little; the mean of k independent controls has k times less variance.
-    The pooled row's p-value is the two-sided normal approximation
-    ``z = mean * sqrt(k (n - 1))``, which holds for independent controls:
-    controls of one world share its images, so read it as nominal. Sign
-    agreement and the planted pair's rank are means too. ``table`` has the
-    columns of the validation table.
-    """
-    # A control that credits no concept has no Spearman: it does not count.
-    controls = table[(table["control"] == "shuffled maps") & np.isfinite(table["spearman"])]
-    pooled = []
-    for (model, readout), rows in controls.groupby(["model", "readout"], sort=False):
-        if len(rows) < 2:
-            continue
-        k, n = len(rows), int(rows["n_concepts"].iloc[0])
-        mean = float(rows["spearman"].mean())
-        z = mean * math.sqrt(k * max(n - 1, 1))
-        pooled.append(
-            {
-                **rows.iloc[0].to_dict(),
-                "dataset": f"{k} controls",
-                "model": model,
-                "readout": readout,
-                "control": f"mean of {k} shuffles",
-                "spearman": mean,
-                "spearman_p": math.erfc(abs(z) / math.sqrt(2)),
-                "sign_agreement": float(rows["sign_agreement"].mean()),
-                "wrong_signs": "",
-                "interaction_rank": float(rows["interaction_rank"].mean()),
-            }
-        )
-    if not pooled:
-        return table
-    return pd.concat([table, pd.DataFrame(pooled, columns=table.columns)], ignore_index=True)
-
-
 def heatmap_concepts(contributions: pd.DataFrame, top: int) -> list[str]:
     """The ``top`` most positive concepts (strongest first), then the ``top`` most negative."""
     ranked = contributions[contributions["rank"] != 0]
@@ -342,17 +249,3 @@ def heatmap_concepts(contributions: pd.DataFrame, top: int) -> list[str]:
         "concept"
     ]
     return list(positive) + list(negative)
-
-
-def pair_rank(semantic: pd.DataFrame, source: str, target: str) -> tuple[float, int]:
-    """Rank of ``target`` in the row of ``source`` (1 = strongest) and the row's length.
-
-    Ties count against the pair (its rank is the number of targets at least as
-    strong), so a row of zeros, a source no basis credits, ranks it last. NaN
-    when either concept is missing from the table.
-    """
-    row = semantic[semantic["source"] == source]
-    if row.empty or target not in set(row["target"]):
-        return float("nan"), len(row)
-    value = float(row.loc[row["target"] == target, "weight"].iloc[0])
-    return float((row["weight"] >= value).sum()), len(row)

@@ -40,12 +40,12 @@ def configure_logging(log_path: str | None = None) -> None:
 def setup(log_path: str | None = None, threads: int | None = None) -> None:
     """What every rule's script does first: logging to ``log_path`` (and stderr),
     `report_failure` for an uncaught exception, and ``threads`` torch threads
-    when given (table and figure rules give none and never import torch)."""
+    where the job's code has imported torch (table and figure stages never do,
+    and this does not import it for them)."""
     configure_logging(log_path)
     sys.excepthook = report_failure
-    if threads is not None:
-        import torch
-
+    torch = sys.modules.get("torch")
+    if threads is not None and torch is not None:
         torch.set_num_threads(max(1, threads))
 
 

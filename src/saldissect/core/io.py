@@ -80,7 +80,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "map_width",
         "map",
     ),
-    "validation": (
+    "recovery": (
         "dataset",
         "model",
         "control",

@@ -47,7 +47,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from saldissect.analysis.contributions import beta as top_k_beta
-from saldissect.analysis.contributions import heatmap_concepts, pair_rank  # noqa: F401
 from saldissect.core import metrics
 from saldissect.core.io import load_checkpoint
 from saldissect.data.datasets import (

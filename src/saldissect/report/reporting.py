@@ -12,13 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from saldissect.analysis.contributions import (  # noqa: E402
-    CATEGORIES,
-    READOUTS,
-    heatmap_concepts,
-    planted_vs_recovered,
-    recovery,
-)
+from saldissect.analysis.contributions import CATEGORIES, heatmap_concepts  # noqa: E402
 from saldissect.core.errors import MissingFileError  # noqa: E402
 from saldissect.core.io import read_parquet, write_atomic  # noqa: E402
 
@@ -224,43 +218,6 @@ def plot_categories(paths: list[str], out: str | Path, title: str) -> None:
     ax.set_xlabel("category")
     ax.set_title(title)
     ax.legend(title="model", fontsize=8)
-    _save(fig, out)
-
-
-def plot_recovery(
-    runs: dict[str, str], planted: str | Path, out: str | Path, min_abs_weight: float
-) -> None:
-    """Recovered against planted weight, one column per run, one row per readout
-    (the paper's top-k IoU contribution, then the contrast readout)."""
-    truth = read_parquet(planted, "planted")
-    fig, axes = plt.subplots(
-        len(READOUTS), len(runs), figsize=(4.2 * len(runs), 4.0 * len(READOUTS)), squeeze=False
-    )
-    for column, (key, path) in enumerate(sorted(runs.items())):
-        table = read_parquet(path, "contributions")
-        for ax, (readout, name) in zip(axes[:, column], READOUTS.items(), strict=True):
-            merged = planted_vs_recovered(table, truth, name)
-            colours = [CATEGORY_COLOURS.get(c, "grey") for c in merged["category"]]
-            ax.scatter(merged["weight"], merged["contribution"], c=colours, s=28)
-            for row in merged.itertuples():
-                ax.annotate(
-                    row.concept,
-                    (row.weight, row.contribution),
-                    fontsize=6,
-                    xytext=(2, 2),
-                    textcoords="offset points",
-                )
-            ax.axhline(0, color="black", lw=0.6)
-            for x in (-min_abs_weight, min_abs_weight):
-                ax.axvline(x, color="grey", lw=0.6, ls=":")
-            ax.set_xlabel("planted weight")
-            ax.set_ylabel(f"recovered ({readout})")
-            stats = recovery(table, truth, min_abs_weight=min_abs_weight, column=name)
-            ax.set_title(
-                f"{key}, {readout}\nSpearman {stats['spearman']:.2f}, signs right "
-                f"{stats['sign_agreement']:.0%} of {stats['n_signed']}",
-                fontsize=9,
-            )
     _save(fig, out)
 
 

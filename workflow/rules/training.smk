@@ -30,7 +30,7 @@ rule train_baseline:
         head="plain",
         snapshots=[],
     script:
-        "../scripts/train_saliency.py"
+        "../scripts/train_baseline.py"
 
 
 rule train_phase1:
@@ -62,7 +62,7 @@ rule train_phase1:
         head="factorised",
         snapshots=SNAPSHOTS,
     script:
-        "../scripts/train_saliency.py"
+        "../scripts/train_phase1.py"
 
 
 rule train_phase2:
@@ -175,4 +175,4 @@ rule import_phase2:
         model=get_model_config,
         phase="phase2",
     script:
-        "../scripts/import_checkpoint.py"
+        "../scripts/import_phase2.py"

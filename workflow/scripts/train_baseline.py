@@ -1,0 +1,4 @@
+from saldissect.core.stage import run
+from saldissect.training.stages import train_baseline
+
+run(snakemake, train_baseline)
