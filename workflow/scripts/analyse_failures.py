@@ -1,4 +1,4 @@
-from saldissect.core.stage import run
 from saldissect.analysis.stages import analyse_failures
+from saldissect.core.stage import run
 
 run(snakemake, analyse_failures)

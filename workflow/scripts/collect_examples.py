@@ -1,4 +1,4 @@
-from saldissect.core.stage import run
 from saldissect.analysis.stages import collect_examples
+from saldissect.core.stage import run
 
 run(snakemake, collect_examples)

@@ -1,4 +1,4 @@
-from saldissect.core.stage import run
 from saldissect.analysis.stages import compute_thresholds
+from saldissect.core.stage import run
 
 run(snakemake, compute_thresholds)

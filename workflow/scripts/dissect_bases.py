@@ -1,4 +1,4 @@
-from saldissect.core.stage import run
 from saldissect.analysis.stages import dissect_bases
+from saldissect.core.stage import run
 
 run(snakemake, dissect_bases)

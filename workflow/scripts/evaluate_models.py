@@ -1,4 +1,4 @@
-from saldissect.core.stage import run
 from saldissect.analysis.stages import evaluate_models
+from saldissect.core.stage import run
 
 run(snakemake, evaluate_models)

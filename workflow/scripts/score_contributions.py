@@ -1,4 +1,4 @@
-from saldissect.core.stage import run
 from saldissect.analysis.stages import score_contributions
+from saldissect.core.stage import run
 
 run(snakemake, score_contributions)
