@@ -7,13 +7,16 @@ CORES ?= all
 TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Pinned versions (constraints.txt) for an install that matches CI's;
+# `make CONSTRAINTS= ...` lets pip resolve pyproject.toml's ranges instead.
+CONSTRAINTS ?= constraints.txt
 
 .PHONY: run test lint clean-results
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -30,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/ruff check src tests workflow/scripts bench
+	$(BIN)/ruff format --check src tests workflow/scripts bench
 
 clean-results:
 	rm -rf results .snakemake

@@ -6,9 +6,9 @@ world/model seeds, permutations of the planted weights, and the default world
 trained with other model seeds (the seed replicates of `make run`), each in its
 own scratch copy of the workflow. Prints, per world, Spearman and sign
 agreement of the real run, of every control, and of the controls' mean (the
-pooled row of the validation table: one control is a single draw from a null
+pooled row of the recovery table: one control is a single draw from a null
 with standard deviation 1 / sqrt(n - 1), 0.29 for 13 concepts), then every
-concept with |weight| >= validation.min_abs_weight whose sign came out wrong.
+concept with |weight| >= recovery.min_abs_weight whose sign came out wrong.
 
     .venv/bin/python bench/recovery_sweep.py --seeds 0 1 2 --permutations 1 2 --controls 3
 
@@ -31,9 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from saldissect.tabulate import run_validation
 
-from saldissect.recovery.recovery import READOUTS, planted_vs_recovered
+from saldissect.recovery.recovery import READOUTS, planted_vs_recovered, recovery_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +101,7 @@ def world_config(
 def run_world(
     label: str, config: dict, cores: int, keep: Path | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The validation table of one world and its real runs' concepts (planted vs recovered)."""
+    """The recovery table of one world and its real runs' concepts (planted vs recovered)."""
     scratch = Path(tempfile.mkdtemp(prefix=f"sweep-{label}-"))
     for name in ("Snakefile", "workflow", "config", "envs"):
         source = ROOT / name
@@ -121,19 +120,17 @@ def run_world(
     )
     if result.returncode != 0:
         raise RuntimeError(f"{label} failed in {scratch}:\n{result.stderr[-2000:]}")
-    # The workflow's own validation table (pooled controls included), without
+    # The workflow's own recovery table (pooled controls included), without
     # the planted pair's rank, which would need interaction training.
     labels = [
         {"dataset": d, "model": m, "control": config["datasets"][d].get("shuffle_maps", False)}
         for d, m in runs
     ]
-    out = {kind: str(scratch / f"validation.{kind}") for kind in ("csv", "md", "png")}
-    table = run_validation(
+    table = recovery_table(
         [str(scratch / target) for target in targets],
         labels,
         str(scratch / "results/world/planted.parquet"),
-        out,
-        min_abs_weight=config["validation"]["min_abs_weight"],
+        min_abs_weight=config["recovery"]["min_abs_weight"],
     )
     table.insert(0, "world", label)
     table["minutes"] = (time.perf_counter() - start) / 60
@@ -210,7 +207,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     default = default_config(args.set)
-    min_abs_weight = default["validation"]["min_abs_weight"]
+    min_abs_weight = default["recovery"]["min_abs_weight"]
     if args.summarise:
         found = sorted(f for folder in args.summarise for f in folder.glob("*/concepts.csv"))
         if not found:

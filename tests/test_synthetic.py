@@ -98,7 +98,7 @@ def test_unknown_planted_concept_is_named():
 
 def test_controls_with_other_shuffle_seeds_pair_images_with_other_maps(tmp_path):
     """Each shuffled control draws its own permutation of maps and fixations."""
-    from saldissect.pipeline import prepare_data
+    from saldissect.data.stages import prepare_data
 
     world = tmp_path / "world"
     synthetic.write_world(world, {**CFG, "n_train": 12}, progress=False)
@@ -118,7 +118,15 @@ def test_controls_with_other_shuffle_seeds_pair_images_with_other_maps(tmp_path)
     ):
         kinds = ("train", "val", "probe", "concepts", "val_concepts", "rejects")
         out = {kind: str(tmp_path / name / f"{kind}.parquet") for kind in kinds}
-        prepare_data({"source": "synthetic", **shuffle}, vocabulary, paths, out, seed=0)
+        params = {
+            "dataset": {"source": "synthetic", **shuffle},
+            "paths": paths,
+            "vocabulary": vocabulary,
+            "seed": 0,
+            "batch_size": 1,
+            "on_bad_sample": "error",
+        }
+        prepare_data({}, out, params)
         tables[name] = pd.read_parquet(out["train"])
     plain, first, other = tables["plain"], tables["first"], tables["other"]
     for control in (first, other):

@@ -1,12 +1,22 @@
 # Config validation and every input function used by the rules.
 import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
+
+# The workflow runs the library of its own checkout (src/), here and in every
+# job's script: with or without `pip install -e .`, and inside the conda
+# environment of --use-conda, which holds the dependencies only.
+_SOURCE = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, _SOURCE)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join([_SOURCE, *filter(None, [os.environ.get("PYTHONPATH")])])
+)
 
 from saldissect.core.config import ConfigError, load_schema, validate_config
 
