@@ -12,7 +12,7 @@ against the ratio of images the rule reads), and what each rule asked for.
 
     .venv/bin/python bench/paper_scale.py [--n 500] [--factor 4] [--cores 2] [--out DIR]
 
-Figures go to ``DIR/paper_scale.md`` (and stdout); the README quotes them.
+Figures go to ``DIR/paper_scale.md`` (and stdout); bench/record.py stores them for docs/results.md.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ convolution predicting, at every grid cell, which concepts' boxes cover it
     .venv/bin/python bench/recovery_sweep.py --controls 0 \\
         --set models.dinet_small.weights=/tmp/backbone.pt
 
-It prints the loss and the cell accuracy per epoch. (In README "Limits" it
-did not fix the weak concepts' signs.)
+It prints the loss and the cell accuracy per epoch. (In docs/results.md, "The
+paper's readout under other settings", it did not fix the weak concepts' signs.)
 """
 
 from __future__ import annotations

@@ -244,7 +244,7 @@ def test_attention_finds_the_planted_pair():
 
     A regression check with a pinned seed, not a statistical claim: on this tiny
     world the attention lands on the planted pair in about a third of the seeds
-    (in the default workflow, 3 of 4 seeds rank it in the top 3; see README).
+    (the default workflow's ranks are in docs/results.md, "The planted interaction").
     """
     concepts, prob, maps = concept_world(300)
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ through `get_resources`). Its model of a job:
   out of either with twice, then three times the first request.
 
 The constants are conservative fits to `bench/paper_scale.py` (CPU) and the
-projection in the README (GPU); `bench/paper_scale.py` prints requested vs
+projection in docs/results.md (GPU); `bench/paper_scale.py` prints requested vs
 measured peak memory for every rule, so a drift shows.
 """
 
@@ -37,7 +37,8 @@ FROZEN_STAGES = ("train_phase2", "train_interaction", "cache_prob_maps")
 FROZEN_MAPS = ("auto", "memory", "recompute", "disk")
 # Seconds per image of the paper's DINet at 480 x 640 (forward and backward
 # when training) on a 16-core CPU node and on one H200-class GPU; other models
-# scale by their multiply-adds. README "Paper scale" says where they come from.
+# scale by their multiply-adds. docs/results.md ("P for phase two", "Other speed
+# and throughput figures") has the measurements behind them.
 SECONDS_PER_IMAGE = {"cpu": {"train": 3.0, "infer": 1.5}, "gpu": {"train": 0.015, "infer": 0.005}}
 PAPER_DINET_GMACS = 200.0  # multiply-adds of one 480 x 640 image through the paper's DINet
 
