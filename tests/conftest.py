@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from figures import saved_figures  # noqa: F401 - the fixture, for every figure test
 
 ROOT = Path(__file__).resolve().parents[1]
 

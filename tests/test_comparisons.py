@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from figures import check_axes, legend_labels
 
 from saldissect.analysis.contributions import CATEGORIES
 from saldissect.report.comparisons import (
@@ -203,7 +204,7 @@ def _png(path) -> None:
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 
 
-def test_plot_progressive_with_nan_bounds(tmp_path):
+def test_plot_progressive_with_nan_bounds(tmp_path, saved_figures):
     values = {"a": 2.0, "b": 1.0, "c": 0.5, "d": -1.0, "e": -0.2}
     tables = {
         1: contributions({k: v / 2 for k, v in values.items()}, ci=None),
@@ -214,20 +215,27 @@ def test_plot_progressive_with_nan_bounds(tmp_path):
     table.loc[table["concept"] == "b", ["contribution_low", "contribution_high"]] = NAN
     plot_progressive(table, tmp_path / "progressive.png", "progressive", top=2)
     _png(tmp_path / "progressive.png")
+    (ax,) = saved_figures[-1].axes
+    # the final model's top two positive and top two negative concepts, one line each
+    check_axes(ax, xlabel="epoch", ylabel="contribution", title="progressive")
+    assert {label.split(" (")[0] for label in legend_labels(ax)} == {"a", "b", "d", "e"}
+    assert sorted(ax.lines[0].get_xdata()) == [1, 2, 4]
     plot_progressive(progressive_table({5: tables[2]}), tmp_path / "one.png", "one epoch")
     _png(tmp_path / "one.png")
 
 
-def test_plot_training_data_with_nan_bounds(tmp_path):
+def test_plot_training_data_with_nan_bounds(tmp_path, saved_figures):
     salicon = categories({"animal": 1.0, "sky": -0.5}, {"animal": 0.8}, {"animal": 1.1})
     mit = categories({"sky": 0.25, "animal": 0.5}, {"sky": 0.1, "animal": 0.4}, {"sky": 0.3})
     plot_training_data({"salicon": salicon, "mit1003": mit}, tmp_path / "data.png", "data")
     _png(tmp_path / "data.png")
+    (ax,) = saved_figures[-1].axes
+    check_axes(ax, xlabel="category", ylabel="category contribution", legend=["salicon", "mit1003"])
     plot_training_data({"salicon": salicon}, tmp_path / "single.png", "single")
     _png(tmp_path / "single.png")
 
 
-def test_plot_replicates_with_nan_bounds(tmp_path):
+def test_plot_replicates_with_nan_bounds(tmp_path, saved_figures):
     tables = {
         "seed 0": contributions({"a": 3, "b": -2, "c": 1}),
         "seed 1": contributions({"d": 5, "a": 1}, ci=None),
@@ -235,3 +243,5 @@ def test_plot_replicates_with_nan_bounds(tmp_path):
     }
     plot_replicates(tables, tmp_path / "replicates.png", "replicates", top=2)
     _png(tmp_path / "replicates.png")
+    (ax,) = saved_figures[-1].axes
+    check_axes(ax, xlabel="contribution", title="replicates", legend=list(tables))

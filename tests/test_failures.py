@@ -5,6 +5,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from figures import check_axes
 from scipy import stats
 
 from saldissect.analysis.failures import ODDS_COLUMNS, odds_ratios, split_worst_best
@@ -172,9 +173,16 @@ def test_forest_rows_takes_both_ends_without_duplicates(case):
     assert list(forest_rows(table, 10)["concept"]) == ["face", "zebra", "sky"]
 
 
-def test_plot_failures_writes_png(case, tmp_path):
+def test_plot_failures_writes_png(case, tmp_path, saved_figures):
     out = tmp_path / "sub" / "failures.png"
-    plot_failures(odds_ratios(*case), out, "NSS failures", top=10)
+    table = odds_ratios(*case)
+    plot_failures(table, out, "NSS failures", top=10)
+    (ax,) = saved_figures[-1].axes
+    check_axes(ax, xlabel=FOREST_XLABEL, title="NSS failures")
+    assert ax.get_xscale() == "log"
+    # one row per concept, labelled with its name and counts
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(label.split(" (")[0] for label in labels) == sorted(table["concept"])
     # 3 rows: figsize (7, max(3, 0.28 * 3 + 1.4) = 3) at 150 dpi -> 1050 x 450 pixels.
     image = mpimg.imread(out)
     assert image.shape == (450, 1050, 4)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from worlds import world
 
 from saldissect.analysis.contributions import heatmap_concepts
 from saldissect.analysis.dissection import coverage_masks
@@ -170,16 +171,7 @@ def test_pair_rank_and_heatmap_concepts():
 
 
 # ------------------------------------------------------------ planted interaction
-WORLD = {
-    "height": 48,
-    "width": 64,
-    "objects_per_image": [2, 4],
-    "object_size": [0.3, 0.45],
-    "max_overlap": 0.2,
-    "gain": 2.0,
-    "center_bias_sigma": 0.3,
-    "center_bias_strength": 0.5,
-}
+WORLD = world(height=48, width=64, objects_per_image=[2, 4])
 WEIGHTS = {"face": 1.0, "giraffe": 0.0, "zebra": 0.0, "ball": -0.5, "sky": -0.3, "field": 0.3}
 PAIR = {"source": "giraffe", "target": "face", "weight": 1.5, "radius": 0.5}
 

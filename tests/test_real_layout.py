@@ -11,28 +11,12 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from worlds import world
 
 from saldissect.core.io import SCHEMAS
 from saldissect.data import synthetic
 
-WORLD = {
-    "seed": 3,
-    "n_train": 16,
-    "n_val": 8,
-    "n_probe": 12,
-    "height": 64,
-    "width": 80,
-    "objects_per_image": [1, 3],
-    "object_size": [0.3, 0.45],
-    "max_overlap": 0.2,
-    "gain": 2.0,
-    "center_bias_sigma": 0.3,
-    "center_bias_strength": 0.5,
-    "observers": 3,
-    "fixations_per_observer": 5,
-    "blur_sigma": 0.03,
-    "weights": {"face": 1.0, "bus": 0.5, "sky": -1.0, "field": 0.2, "red": 0.3},
-}
+WORLD = world(seed=3)
 TRUNK = {"block": "basic", "layers": [1, 1, 1, 1], "widths": [8, 8, 16, 16], "stem_width": 8}
 MODELS = {
     "dinet": {

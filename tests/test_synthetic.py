@@ -1,29 +1,23 @@
 import numpy as np
 import pandas as pd
 import pytest
+from worlds import world
 
 from saldissect.data import synthetic
 from saldissect.data.datasets import fixation_map, load_fixations
 from saldissect.data.inputs import read_salicon_split, read_visual_genome
 
-CFG = {
-    "seed": 3,
-    "n_train": 4,
-    "n_val": 2,
-    "n_probe": 3,
-    "height": 64,
-    "width": 80,
-    "objects_per_image": [2, 4],
-    "object_size": [0.25, 0.4],
-    "max_overlap": 0.2,
-    "gain": 2.0,
-    "center_bias_sigma": 0.3,
-    "center_bias_strength": 0.5,
-    "observers": 5,
-    "fixations_per_observer": 6,
-    "blur_sigma": 0.03,
-    "weights": {"face": 1.0, "bus": 0.3, "sky": -0.5, "field": 0.2, "red": 0.5},
-}
+CFG = world(
+    seed=3,
+    n_train=4,
+    n_val=2,
+    n_probe=3,
+    objects_per_image=[2, 4],
+    object_size=[0.25, 0.4],
+    observers=5,
+    fixations_per_observer=6,
+    weights={"face": 1.0, "bus": 0.3, "sky": -0.5, "field": 0.2, "red": 0.5},
+)
 
 
 def test_scenes_are_deterministic_per_seed():

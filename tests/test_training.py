@@ -10,29 +10,21 @@ import time
 import pandas as pd
 import pytest
 import torch
+from worlds import world
 
 from saldissect.core.io import load_checkpoint
 from saldissect.data import synthetic
 from saldissect.data.inputs import read_salicon_split
 
-WORLD = {
-    "seed": 0,
-    "n_train": 48,
-    "n_val": 16,
-    "n_probe": 1,
-    "height": 64,
-    "width": 80,
-    "objects_per_image": [2, 3],
-    "object_size": [0.3, 0.4],
-    "max_overlap": 0.2,
-    "gain": 2.0,
-    "center_bias_sigma": 0.3,
-    "center_bias_strength": 0.5,
-    "observers": 4,
-    "fixations_per_observer": 5,
-    "blur_sigma": 0.03,
-    "weights": {"face": 1.0, "sky": -1.0},
-}
+WORLD = world(
+    n_train=48,
+    n_val=16,
+    n_probe=1,
+    objects_per_image=[2, 3],
+    object_size=[0.3, 0.4],
+    observers=4,
+    weights={"face": 1.0, "sky": -1.0},
+)
 MODEL = {
     "arch": "dinet",
     "input_size": [64, 80],

@@ -6,29 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+from worlds import world
 
 from saldissect.data import synthetic
 from saldissect.data.inputs import InputError, index_salicon_split, index_visual_genome
 from saldissect.data.stages import prepare_data
 
-WORLD = {
-    "seed": 0,
-    "n_train": 9,
-    "n_val": 3,
-    "n_probe": 4,
-    "height": 48,
-    "width": 64,
-    "objects_per_image": [1, 2],
-    "object_size": [0.3, 0.4],
-    "max_overlap": 0.2,
-    "gain": 2.0,
-    "center_bias_sigma": 0.3,
-    "center_bias_strength": 0.5,
-    "observers": 2,
-    "fixations_per_observer": 3,
-    "blur_sigma": 0.03,
-    "weights": {"face": 1.0, "bus": 0.5, "sky": -1.0, "field": 0.0, "red": 0.3},
-}
+WORLD = world(
+    n_train=9,
+    n_val=3,
+    n_probe=4,
+    height=48,
+    width=64,
+    objects_per_image=[1, 2],
+    object_size=[0.3, 0.4],
+    observers=2,
+    fixations_per_observer=3,
+    weights={"face": 1.0, "bus": 0.5, "sky": -1.0, "field": 0.0, "red": 0.3},
+)
 VOCABULARY = {"min_object_count": 1, "min_attribute_count": 1, "keep_coco": True}
 
 

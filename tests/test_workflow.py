@@ -96,7 +96,6 @@ def snakemake(cwd, *args, configfile="tiny.yaml"):
     )
 
 
-@pytest.mark.slow
 def executed_rules(output: str) -> set[str]:
     """Rules of a Snakemake run's job table."""
     table = output.split("Job stats:")[1].split("Select jobs")[0] if "Job stats:" in output else ""
@@ -104,6 +103,7 @@ def executed_rules(output: str) -> set[str]:
     return set(rows) - {"total"}
 
 
+@pytest.mark.slow
 def test_whole_workflow_on_a_tiny_world(workflow_dir):
     config = yaml.safe_load(TINY)
     for key, value in EXTENDED.items():
