@@ -219,7 +219,7 @@ def test_the_choice_takes_the_fastest_path_or_the_first_within_ten_percent(
 
 def test_calibration_leaves_out_paths_that_fail_or_miscount(monkeypatch, caplog):
     def miscount(prob, thresholds, masks):
-        inter, union = dissection._counts_float_cpu(prob, thresholds, masks)
+        inter, union = dissection._CPU_COUNTS["float"](prob, thresholds, masks)
         return inter + 1, union
 
     def fail(prob, thresholds, masks):

@@ -244,7 +244,7 @@ def _capture(monkeypatch):
         fig.savefig(path, dpi=50, format="png")
         plt.close(fig)
 
-    monkeypatch.setattr(ex, "_save", save)
+    monkeypatch.setattr(ex, "save_figure", save)
     return figures
 
 

@@ -46,7 +46,9 @@ def contributions(path, values=CONCEPTS):
 def test_top_semantics_are_bars_by_category(tmp_path, saved_figures):
     plot_top_semantics(contributions(tmp_path / "c.parquet"), tmp_path / "top.png", "Top: m")
     (ax,) = saved_figures[-1].axes
-    check_axes(ax, xlabel="normalised contribution", title="Top: m", legend=["social", "text", "sky"])
+    check_axes(
+        ax, xlabel="normalised contribution", title="Top: m", legend=["social", "text", "sky"]
+    )
     assert [t.get_text() for t in ax.get_yticklabels()] == ["sky", "word", "face"]
 
 

@@ -260,34 +260,6 @@ def _counts_float(
     return inter, union
 
 
-def _counts_int8(
-    prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
-) -> tuple[Tensor, Tensor]:
-    """CPU counts as exact int8 x int8 -> int32 products (`_count_int8`), image by image."""
-    return _counts_per_image(prob_maps, thresholds, concept_masks, _count_int8)
-
-
-def _counts_onednn(
-    prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
-) -> tuple[Tensor, Tensor]:
-    """CPU counts as oneDNN uint8 x int8 products (`_count_onednn`), image by image."""
-    return _counts_per_image(prob_maps, thresholds, concept_masks, _count_onednn)
-
-
-def _counts_float_cpu(
-    prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
-) -> tuple[Tensor, Tensor]:
-    """CPU counts as float32 products (`_count_float`), image by image."""
-    return _counts_per_image(prob_maps, thresholds, concept_masks, _count_float)
-
-
-def _counts_popcount(
-    prob_maps: Tensor, thresholds: Tensor, concept_masks: Tensor
-) -> tuple[Tensor, Tensor]:
-    """CPU counts as popcounts of bit-packed masks (`_count_popcount`), image by image."""
-    return _counts_per_image(prob_maps, thresholds, concept_masks, _count_popcount)
-
-
 # (basis N x hw bool, concepts K' x hw bool, workspace) -> N x K' and N cell counts
 ImageCount = Callable[[Tensor, Tensor, dict], tuple[Tensor, Tensor]]
 
@@ -483,11 +455,15 @@ def _bit_words(masks: np.ndarray) -> np.ndarray:
     return packed.view(np.uint64)
 
 
+#: Each CPU path: `_counts_per_image` with its per-image count.
 _CPU_COUNTS = {
-    "int8": _counts_int8,
-    "onednn": _counts_onednn,
-    "float": _counts_float_cpu,
-    "popcount": _counts_popcount,
+    path: functools.partial(_counts_per_image, count=count)
+    for path, count in (
+        ("int8", _count_int8),
+        ("onednn", _count_onednn),
+        ("float", _count_float),
+        ("popcount", _count_popcount),
+    )
 }
 
 

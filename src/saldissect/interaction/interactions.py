@@ -56,14 +56,7 @@ from saldissect.data.datasets import (
     read_saliency_map,
 )
 from saldissect.models.networks import SaliencyModel
-from saldissect.training.train import (
-    FrozenInputs,
-    Trainer,
-    finish_training,
-    load_model,
-    pick_device,
-    seed_everything,
-)
+from saldissect.training.train import fit_on_frozen_maps, load_model, start_training
 
 log = logging.getLogger(__name__)
 
@@ -245,36 +238,28 @@ def train_interaction(
 ) -> pd.DataFrame:
     """Train queries, keys and the 1x1 readout on P of the frozen phase-one model.
 
-    As in phase two, P reaches the head as `saldissect.training.train.FrozenInputs`
-    says (``cfg["frozen_maps"]``); the loop, history, best checkpoint and
-    resume are `Trainer`'s.
+    As phase two, through `saldissect.training.train.fit_on_frozen_maps`.
     ``model.pt`` holds the head only; its metadata names the phase-one
     checkpoint it reads.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg["seed"])
-    dev = pick_device(device)
+    out_dir, dev = start_training(out_dir, cfg, device)
     frozen = load_frozen(model_cfg, phase1_checkpoint, dev)
     head = InteractionHead(frozen.n_bases, dim=dim).to(dev)
-    size = tuple(model_cfg["input_size"])
-    inputs = FrozenInputs(frozen, train, val, size, cfg, threads, dev, cache)
-    train_loader, val_loader = inputs.train_loader, inputs.val_loader
-    trainer = Trainer(head, head.parameters(), cfg, out_dir, dev, len(train_loader))
-
-    def forward(batch):
-        return head(inputs.prob(batch), size), None
-
-    meta = {
-        "head": "interaction",
-        "model": model_cfg,
-        "train": cfg,
-        "dim": dim,
-        "phase1": str(phase1_checkpoint),
-    }
-    history = trainer.fit(train_loader, val_loader, forward, meta)
-    finish_training(head, history, out_dir, meta)
-    return history
+    return fit_on_frozen_maps(
+        frozen,
+        head,
+        head.parameters(),
+        head,
+        train,
+        val,
+        model_cfg,
+        cfg,
+        out_dir,
+        {"head": "interaction", "dim": dim, "phase1": str(phase1_checkpoint)},
+        threads=threads,
+        device=dev,
+        cache=cache,
+    )
 
 
 def load_head(checkpoint: str | Path, n_bases: int, dim: int, device) -> InteractionHead:

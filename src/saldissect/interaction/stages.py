@@ -6,13 +6,12 @@ the semantic interactions."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from saldissect.analysis.stages import read_thresholds
 from saldissect.core.io import read_parquet, write_parquet
 from saldissect.core.stage import Files, Params
 from saldissect.interaction import interactions as inter
-from saldissect.training.stages import prob_cache_inputs
+from saldissect.training.stages import prob_cache_inputs, training_run
 from saldissect.training.train import pick_device
 
 log = logging.getLogger(__name__)
@@ -23,12 +22,8 @@ def train_interaction(
 ) -> None:
     """The interaction variant: self-attention over grid cells on the frozen phase one."""
     inter.train_interaction(
-        read_parquet(input["train"], "split"),
-        read_parquet(input["val"], "split"),
-        params["model"],
-        {**params["train"], "seed": params["seed"]},
-        input["phase1"],
-        Path(output["model"]).parent,
+        **training_run(input, output, params),
+        phase1_checkpoint=input["phase1"],
         dim=params["dim"],
         threads=threads,
         device=params["device"],

@@ -221,4 +221,4 @@ def plot_recovery(
                 f"{stats['sign_agreement']:.0%} of {stats['n_signed']}",
                 fontsize=9,
             )
-    reporting._save(fig, out)
+    reporting.save_figure(fig, out)

@@ -26,7 +26,11 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from saldissect.analysis.contributions import CATEGORIES  # noqa: E402
-from saldissect.report.reporting import CATEGORY_COLOURS, _save  # noqa: E402
+from saldissect.report.reporting import (  # noqa: E402
+    CATEGORY_COLOURS,
+    interval_bars,
+    save_figure,
+)
 
 STABILITY_COLUMNS = ("run_a", "run_b", "n_concepts", "kendall_tau", "p_value", "top_overlap")
 PROGRESSIVE_COLUMNS = (
@@ -177,7 +181,7 @@ def plot_progressive(table: pd.DataFrame, out: str | Path, title: str, top: int 
             bbox_to_anchor=(1.02, 1.0),
             borderaxespad=0.0,
         )
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def training_data_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -218,11 +222,6 @@ def concepts_across(tables: dict[str, pd.DataFrame], *, top: int = 10) -> pd.Dat
     return wide.sort_values([first, "concept"], ascending=[False, True]).reset_index(drop=True)
 
 
-def _yerr(value: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Asymmetric error-bar lengths, clipped at 0 (a bound on the wrong side of the value)."""
-    return np.clip(value - low, 0, None), np.clip(high - value, 0, None)
-
-
 def plot_training_data(tables: dict[str, pd.DataFrame], out: str | Path, title: str) -> None:
     """Category contributions, one bar per training dataset side by side in each category,
     with confidence intervals where known."""
@@ -236,25 +235,15 @@ def plot_training_data(tables: dict[str, pd.DataFrame], out: str | Path, title: 
         value = wide[dataset].to_numpy(dtype=float)
         colour = colours[i % len(colours)]
         ax.bar(offset, value, width=width, color=colour, label=dataset)
-        low, high = wide[f"{dataset}_low"].to_numpy(), wide[f"{dataset}_high"].to_numpy()
-        ok = np.isfinite(low) & np.isfinite(high)
-        if ok.any():
-            ax.errorbar(
-                offset[ok],
-                value[ok],
-                yerr=np.vstack(_yerr(value[ok], low[ok], high[ok])),
-                fmt="none",
-                ecolor="black",
-                elinewidth=0.8,
-                capsize=2,
-            )
+        low, high = wide[f"{dataset}_low"], wide[f"{dataset}_high"]
+        interval_bars(ax, offset, value, low, high, horizontal=False)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(x, wide["category"], rotation=45, ha="right")
     ax.set_xlabel("category")
     ax.set_ylabel("normalised category contribution")
     ax.set_title(title)
     ax.legend(title="training data", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def plot_replicates(
@@ -274,17 +263,7 @@ def plot_replicates(
         colour = colours[i % len(colours)]
         low = _lookup(table, concepts, "contribution_low")
         high = _lookup(table, concepts, "contribution_high")
-        ok = np.isfinite(low) & np.isfinite(high)
-        if ok.any():
-            ax.errorbar(
-                value[ok],
-                offset[ok],
-                xerr=np.vstack(_yerr(value[ok], low[ok], high[ok])),
-                fmt="none",
-                ecolor=colour,
-                elinewidth=0.8,
-                capsize=2,
-            )
+        interval_bars(ax, offset, value, low, high, horizontal=True, colour=colour)
         ax.scatter(
             value,
             offset,
@@ -300,4 +279,4 @@ def plot_replicates(
     ax.set_xlabel("contribution to saliency")
     ax.set_title(title)
     ax.legend(title="run", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    _save(fig, out)
+    save_figure(fig, out)

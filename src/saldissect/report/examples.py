@@ -19,7 +19,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from saldissect.core.errors import MissingFileError  # noqa: E402
 from saldissect.core.io import SCHEMAS  # noqa: E402
-from saldissect.report.reporting import _save, read_rgb  # noqa: E402
+from saldissect.report.reporting import read_rgb, save_figure  # noqa: E402
 
 EXAMPLE_COLUMNS = SCHEMAS["examples"]
 MAP_CMAP = "jet"
@@ -45,7 +45,7 @@ def plot_examples(
         ax.text(0.5, 0.5, "no ranked concepts", ha="center", va="center", fontsize=12)
         ax.set_title(title)
         ax.axis("off")
-        _save(fig, out)
+        save_figure(fig, out)
         return
     missing = sorted({p for p in examples["image_path"] if not Path(p).is_file()})
     if missing:
@@ -103,4 +103,4 @@ def plot_examples(
     bar.set_label("basis probability", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"{title}\nwhite: basis region above threshold; green: concept boxes", fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)

@@ -40,7 +40,7 @@ def plot_failures(table: pd.DataFrame, out: str | Path, title: str, top: int = 1
     labels "concept (n_worst/n_worst_images vs n_best/n_best_images)", coloured by
     category."""
     from saldissect.analysis.contributions import CATEGORIES
-    from saldissect.report.reporting import CATEGORY_COLOURS, _save
+    from saldissect.report.reporting import CATEGORY_COLOURS, save_figure
 
     rows = forest_rows(table, top)
     fig, ax = plt.subplots(figsize=forest_size(len(rows)))
@@ -48,7 +48,7 @@ def plot_failures(table: pd.DataFrame, out: str | Path, title: str, top: int = 1
     if rows.empty:
         ax.text(0.5, 0.5, EMPTY_MESSAGE, ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
-        _save(fig, out)
+        save_figure(fig, out)
         return
     y = np.arange(len(rows))[::-1]
     ratio = rows["odds_ratio"].to_numpy(dtype=float)
@@ -70,7 +70,7 @@ def plot_failures(table: pd.DataFrame, out: str | Path, title: str, top: int = 1
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel(FOREST_XLABEL)
     ax.legend(title="category", fontsize=7, loc="best")
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def worst_best_size(n_columns: int) -> tuple[float, float]:
@@ -83,7 +83,7 @@ def plot_worst_best(
 ) -> None:
     """The ``n`` worst images (top row, worst first) and ``n`` best (bottom row, best
     first), each titled with its score. ``images`` has columns image_id, image_path."""
-    from saldissect.report.reporting import _save, read_rgb
+    from saldissect.report.reporting import read_rgb, save_figure
 
     require_columns(groups, GROUP_COLUMNS, "groups")
     require_columns(images, ("image_id", "image_path"), "images")
@@ -110,4 +110,4 @@ def plot_worst_best(
             ax.imshow(read_rgb(paths[record["image_id"]]))
             ax.set_title(f"{record['value']:.3f}", fontsize=9)
     fig.suptitle(title)
-    _save(fig, out)
+    save_figure(fig, out)

@@ -142,27 +142,39 @@ def categories_table(paths: list[str], intervals: bool = True) -> pd.DataFrame:
     return table
 
 
-def _error_bars(ax, table: pd.DataFrame, column: str, *, horizontal: bool) -> None:
-    """Black whiskers from ``<column>_low`` to ``<column>_high`` where both are known;
-    bars at their category positions (``position`` when given, else 0..n-1)."""
-    low, high = table[f"{column}_low"].to_numpy(), table[f"{column}_high"].to_numpy()
-    value = table[column].to_numpy()
-    known = ~(np.isnan(low) | np.isnan(high))
+def interval_bars(ax, position, value, low, high, *, horizontal: bool, colour="black") -> None:
+    """Whiskers from ``low`` to ``high`` around ``value`` at ``position`` where both
+    bounds are known (a bound on the wrong side of the value draws as 0)."""
+    position, value = np.asarray(position, float), np.asarray(value, float)
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    known = np.isfinite(low) & np.isfinite(high)
     if not known.any():
         return
-    where = (
-        table["position"].to_numpy() if "position" in table else np.arange(len(table), dtype=float)
-    )
     spread = np.vstack([(value - low).clip(min=0), (high - value).clip(min=0)])[:, known]
-    keyword = {"xerr" if horizontal else "yerr": spread}
-    if horizontal:
-        ax.errorbar(
-            value[known], where[known], fmt="none", ecolor="black", lw=0.8, capsize=2, **keyword
-        )
-    else:
-        ax.errorbar(
-            where[known], value[known], fmt="none", ecolor="black", lw=0.8, capsize=2, **keyword
-        )
+    x, y = (value, position) if horizontal else (position, value)
+    ax.errorbar(
+        x[known],
+        y[known],
+        **{"xerr" if horizontal else "yerr": spread},
+        fmt="none",
+        ecolor=colour,
+        elinewidth=0.8,
+        capsize=2,
+    )
+
+
+def _error_bars(ax, table: pd.DataFrame, column: str, *, horizontal: bool) -> None:
+    """`interval_bars` of ``column`` from ``<column>_low`` to ``<column>_high``, at
+    the rows' category positions (``position`` when given, else 0..n-1)."""
+    where = table["position"] if "position" in table else np.arange(len(table), dtype=float)
+    interval_bars(
+        ax,
+        where,
+        table[column],
+        table[f"{column}_low"],
+        table[f"{column}_high"],
+        horizontal=horizontal,
+    )
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -175,7 +187,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _save(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path) -> None:
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
     plt.close(fig)
@@ -195,7 +207,7 @@ def plot_top_semantics(contributions: str | Path, out: str | Path, title: str) -
     present = [c for c in CATEGORIES if c in set(table["category"])]
     handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORY_COLOURS[c]) for c in present]
     ax.legend(handles, present, title="category", fontsize=7, loc="lower right")
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def plot_categories(paths: list[str], out: str | Path, title: str) -> None:
@@ -218,7 +230,7 @@ def plot_categories(paths: list[str], out: str | Path, title: str) -> None:
     ax.set_xlabel("category")
     ax.set_title(title)
     ax.legend(title="model", fontsize=8)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def plot_interactions(
@@ -253,4 +265,4 @@ def plot_interactions(
     ax.set_title(title, fontsize=10)
     colour_bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     colour_bar.set_label("semantic interaction S, each row / its max")
-    _save(fig, out)
+    save_figure(fig, out)

@@ -41,13 +41,22 @@ def train_phase1(
     _train_saliency(input, output, params, threads, head="factorised")
 
 
+def training_run(input: Files, output: Files, params: Params) -> dict:
+    """What every training rule hands its trainer, by the trainers' argument names:
+    the train and val splits, the model entry, the training settings with the
+    run's seed, and the run's folder."""
+    return {
+        "train": read_parquet(input["train"], "split"),
+        "val": read_parquet(input["val"], "split"),
+        "model_cfg": params["model"],
+        "cfg": {**params["train"], "seed": params["seed"]},
+        "out_dir": Path(output["model"]).parent,
+    }
+
+
 def _train_saliency(input: Files, output: Files, params: Params, threads: int, head: str) -> None:
     train_saliency(
-        read_parquet(input["train"], "split"),
-        read_parquet(input["val"], "split"),
-        params["model"],
-        {**params["train"], "seed": params["seed"]},
-        Path(output["model"]).parent,
+        **training_run(input, output, params),
         head=head,
         threads=threads,
         device=params["device"],
@@ -60,12 +69,8 @@ def train_phase2(
 ) -> None:
     """Phase two (the reformulated head on the frozen phase one) and its basis weights."""
     _, weights = train_reformulated(
-        read_parquet(input["train"], "split"),
-        read_parquet(input["val"], "split"),
-        params["model"],
-        {**params["train"], "seed": params["seed"]},
-        input["phase1"],
-        Path(output["model"]).parent,
+        **training_run(input, output, params),
+        phase1_checkpoint=input["phase1"],
         threads=threads,
         device=params["device"],
         cache=prob_cache_inputs(input),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -557,6 +557,59 @@ class FrozenInputs:
             ).float()
 
 
+def fit_on_frozen_maps(
+    frozen: SaliencyModel,
+    trainable: torch.nn.Module,
+    parameters: Iterable[Tensor],
+    predict: Callable[[Tensor, tuple[int, int]], Tensor],
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    model_cfg: dict,
+    cfg: dict,
+    out_dir: Path,
+    meta: dict,
+    *,
+    threads: int,
+    device: torch.device,
+    cache: dict[str, str] | None = None,
+    frozen_modules: torch.nn.Module | None = None,
+) -> pd.DataFrame:
+    """Train ``parameters`` of ``trainable`` on P of the ``frozen`` phase one:
+    ``predict(P, input_size)`` gives the saliency. Phase two and the interaction
+    variant train this way. P reaches ``predict`` as `FrozenInputs` says
+    (``cfg["frozen_maps"]``: kept in memory, recomputed, or read from the
+    ``cache`` files of rule ``cache_prob_maps``); the loop, history, best
+    checkpoint and resume are `Trainer`'s, and ``model.pt`` holds ``trainable``
+    with ``meta`` (the model and training settings added)."""
+    size = tuple(model_cfg["input_size"])
+    inputs = FrozenInputs(frozen, train, val, size, cfg, threads, device, cache)
+    trainer = Trainer(
+        trainable,
+        parameters,
+        cfg,
+        out_dir,
+        device,
+        len(inputs.train_loader),
+        frozen=frozen_modules,
+    )
+
+    def forward(batch):
+        return predict(inputs.prob(batch), size), None
+
+    meta = {**meta, "model": model_cfg, "train": cfg}
+    history = trainer.fit(inputs.train_loader, inputs.val_loader, forward, meta)
+    finish_training(trainable, history, out_dir, meta)
+    return history
+
+
+def start_training(out_dir: str | Path, cfg: dict, device: str) -> tuple[Path, torch.device]:
+    """The run's folder (created), its seed set, and the device to train on."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg["seed"])
+    return out_dir, pick_device(device)
+
+
 def train_phase2(
     train: pd.DataFrame,
     val: pd.DataFrame,
@@ -569,39 +622,28 @@ def train_phase2(
     device: str = "auto",
     cache: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Phase two: freeze phase one, train only the bias-free conv on P.
-
-    P reaches the conv as `FrozenInputs` says (``cfg["frozen_maps"]``: kept in
-    memory, recomputed, or read from the ``cache`` files of rule
-    ``cache_prob_maps``); the returned basis weights are the per-basis kernel sums.
+    """Phase two: freeze phase one, train only the bias-free conv on P
+    (`fit_on_frozen_maps`); the returned basis weights are the per-basis kernel sums.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg["seed"])
-    dev = pick_device(device)
+    out_dir, dev = start_training(out_dir, cfg, device)
     model = build_model(model_cfg, "reformulated").to(dev)
-    phase1 = load_checkpoint(phase1_checkpoint)
-    model.load_state_dict(phase1["model"])
-    params = model.freeze_for_phase2(offset=cfg.get("offset", False))
-
-    size = tuple(model_cfg["input_size"])
-    inputs = FrozenInputs(model, train, val, size, cfg, threads, dev, cache)
-    trainer = Trainer(
-        model, params, cfg, out_dir, dev, len(inputs.train_loader), frozen=model.features
+    model.load_state_dict(load_checkpoint(phase1_checkpoint)["model"])
+    history = fit_on_frozen_maps(
+        model,
+        model,
+        model.freeze_for_phase2(offset=cfg.get("offset", False)),
+        model.saliency_from_prob,
+        train,
+        val,
+        model_cfg,
+        cfg,
+        out_dir,
+        {"head": "reformulated", "phase1": str(phase1_checkpoint)},
+        threads=threads,
+        device=dev,
+        cache=cache,
+        frozen_modules=model.features,
     )
-
-    def forward(batch):
-        return model.saliency_from_prob(inputs.prob(batch), size), None
-
-    train_loader, val_loader = inputs.train_loader, inputs.val_loader
-    meta = {
-        "head": "reformulated",
-        "model": model_cfg,
-        "train": cfg,
-        "phase1": str(phase1_checkpoint),
-    }
-    history = trainer.fit(train_loader, val_loader, forward, meta)
-    finish_training(model, history, out_dir, meta)
     weights = model.basis_weights().cpu().numpy()
     basis = pd.DataFrame({"basis": np.arange(len(weights)), "weight": weights.astype(np.float64)})
     return history, basis
