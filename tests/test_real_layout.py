@@ -5,6 +5,8 @@ fixations with a `gaze` struct, Visual Genome JSON) and read back only through
 the workflow's readers, for all three architectures.
 """
 
+import os
+import re
 import subprocess
 import sys
 
@@ -143,3 +145,20 @@ def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_lay
     failures = pd.read_csv(results / "tables/failures_dinet.csv")
     assert len(failures) > 0 and (failures["n_worst_images"] == 1).all()
     assert not (workflow_dir / "results/world").exists()  # nothing synthetic was drawn
+    # nothing to do now; a key no rule reads as a param reruns nothing (only
+    # the heatmap reads interaction.top_concepts)
+    assert "Nothing to be done" in snakemake(workflow_dir, "-n", "--configfile", "real.yaml").stdout
+    other = {**config, "interaction": {"top_concepts": 3}}
+    (workflow_dir / "other.yaml").write_text(yaml.safe_dump(other))
+    plan = snakemake(workflow_dir, "-n", "--configfile", "other.yaml").stdout
+    assert planned_rules(plan) == {"plot_interactions", "all"}, plan[-2000:]
+    # changed raw data (a map rewritten) reruns prepare_data and what follows
+    changed = next((real_layout / "salicon/maps/train").iterdir())
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    plan = snakemake(workflow_dir, "-n", "--configfile", "real.yaml").stdout
+    assert {"prepare_data", "train_phase1"} <= planned_rules(plan), plan[-2000:]
+
+
+def planned_rules(plan: str) -> set[str]:
+    """The rules of a dry run's jobs."""
+    return set(re.findall(r"^(?:local)?rule (\w+):", plan, flags=re.M))

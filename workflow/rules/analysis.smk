@@ -75,7 +75,7 @@ rule score_contributions:
         mem_mb=scaled(2000),
         runtime=scaled(30),
     params:
-        vocabulary=config["vocabulary"],
+        vocabulary=pick(config["vocabulary"], "categories"),
         contributions=config["contributions"],
     script:
         "../scripts/score_contributions.py"
@@ -158,7 +158,7 @@ rule analyse_failures:
         mem_mb=scaled(2000),
         runtime=scaled(10),
     params:
-        failures=config["failures"],
-        vocabulary=config["vocabulary"],
+        failures=pick(config["failures"], "variant", "metric", "fraction", "min_images"),
+        vocabulary=pick(config["vocabulary"], "categories"),
     script:
         "../scripts/analyse_failures.py"

@@ -221,8 +221,44 @@ def is_synthetic(dataset):
     return config["datasets"][dataset]["source"] == "synthetic"
 
 
-def get_dataset_config(wildcards):
-    return config["datasets"][wildcards.dataset]
+def pick(section, *keys):
+    """Only ``keys`` of a config section: a rule's params hold what it uses, so
+    that changing an unrelated key (a rerun trigger) does not rerun its jobs."""
+    return {key: section[key] for key in keys}
+
+
+def get_shuffle(wildcards):
+    """The control settings of a dataset that prepare_data applies."""
+    dataset = config["datasets"][wildcards.dataset]
+    return {k: dataset[k] for k in ("shuffle_maps", "shuffle_seed") if k in dataset}
+
+
+@lru_cache
+def _manifest(*roots):
+    """Files, bytes and a digest of (path, size, mtime) under ``roots``."""
+    import hashlib
+
+    digest, files, size = hashlib.sha1(), 0, 0
+    for root in roots:
+        for folder, names, filenames in sorted(os.walk(root)):
+            names.sort()
+            for name in sorted(filenames):
+                path = os.path.join(folder, name)
+                stat = os.stat(path)
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                files, size = files + 1, size + stat.st_size
+    return f"{files} files, {size} bytes, sha1 {digest.hexdigest()[:16]}"
+
+
+def get_data_manifest(wildcards):
+    """A real dataset's raw files, summarised: a param of prepare_data, so that
+    changed data (a file added, removed, resized or touched) reruns it. The
+    synthetic world is an input of its own."""
+    if is_synthetic(wildcards.dataset):
+        return ""
+    paths = get_dataset_paths(wildcards)
+    roots = {paths[k] for k in ("salicon", "probe", "probe_images", "val_scene_graphs")}
+    return _manifest(*sorted(r for r in roots if r and os.path.isdir(r)))
 
 
 def get_model_config(wildcards):

@@ -44,9 +44,15 @@ rule prepare_data:
         mem_mb=scaled(4000),
         runtime=scaled(60),
     params:
-        dataset=get_dataset_config,
+        dataset=get_shuffle,
+        manifest=get_data_manifest,
         paths=get_dataset_paths,
-        vocabulary=config["vocabulary"],
+        vocabulary=pick(
+            config["vocabulary"],
+            "min_object_count",
+            "min_attribute_count",
+            "keep_coco",
+        ),
         seed=config["seed"],
         batch_size=get_largest_batch(),
         on_bad_sample=config["on_bad_sample"],

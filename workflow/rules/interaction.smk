@@ -57,9 +57,9 @@ rule analyse_interactions:
         gpu=config["gpus"],
     params:
         model=get_model_config,
-        interaction=config["interaction"],
-        contributions=config["contributions"],
-        evaluation=config["evaluation"],
+        interaction=pick(config["interaction"], "dim", "batch_size", "attention_mb"),
+        contributions=pick(config["contributions"], "top_k", "score"),
+        evaluation=pick(config["evaluation"], "center_bias", "center_bias_sigma"),
         device=config["device"],
     script:
         "../scripts/analyse_interactions.py"

@@ -158,7 +158,7 @@ rule plot_failures:
         mem_mb=scaled(2000),
         runtime=scaled(10),
     params:
-        failures=config["failures"],
+        failures=pick(config["failures"], "variant", "metric", "fraction", "top"),
     script:
         "../scripts/plot_failures.py"
 
