@@ -62,12 +62,10 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise ValueError(f"unknown {name} {value!r}; choose one of {list(choices)}")
 
 
-class BasicBlock(nn.Module):
-    """ResNet basic block (two 3x3 convs) that, unlike torchvision's, supports dilation.
-
-    ``style="reference"`` (the reference code's dilation applied to basic
-    blocks): only the second conv is dilated. ``style="torchvision"``: both are.
-    """
+class _ResidualBlock(nn.Module):
+    """What both ResNet blocks take (torchvision's block arguments, plus ``style``):
+    a subclass builds its convs in `_layers`; ``downsample`` maps the input to
+    the output's shape for the residual sum."""
 
     expansion = 1
 
@@ -85,14 +83,30 @@ class BasicBlock(nn.Module):
     ) -> None:
         super().__init__()
         _check_choice("trunk", style, TRUNKS)
-        norm_layer = norm_layer or nn.BatchNorm2d
+        norm = norm_layer or nn.BatchNorm2d
+        self._layers(inplanes, planes, stride, groups, base_width, dilation, norm, style)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def _layers(self, inplanes, planes, stride, groups, base_width, dilation, norm, style):
+        raise NotImplementedError
+
+
+class BasicBlock(_ResidualBlock):
+    """ResNet basic block (two 3x3 convs) that, unlike torchvision's, supports dilation.
+
+    ``style="reference"`` (the reference code's dilation applied to basic
+    blocks): only the second conv is dilated. ``style="torchvision"``: both are.
+    """
+
+    expansion = 1
+
+    def _layers(self, inplanes, planes, stride, groups, base_width, dilation, norm, style):
         first = 1 if style == "reference" else dilation
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, first, first, bias=False)
-        self.bn1 = norm_layer(planes)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = norm(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, dilation, dilation, bias=False)
-        self.bn2 = norm_layer(planes)
-        self.downsample = downsample
+        self.bn2 = norm(planes)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -101,7 +115,7 @@ class BasicBlock(nn.Module):
         return self.relu(out + identity)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     """ResNet bottleneck block (1x1, 3x3, 1x1 convs, x4 expansion), with torchvision's
     parameter names so its ImageNet weights load as they are. Written here rather
     than imported: importing torchvision costs every job about a second.
@@ -113,31 +127,15 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(
-        self,
-        inplanes: int,
-        planes: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        groups: int = 1,
-        base_width: int = 64,
-        dilation: int = 1,
-        norm_layer: Callable[[int], nn.Module] | None = None,
-        style: str = "reference",
-    ) -> None:
-        super().__init__()
-        _check_choice("trunk", style, TRUNKS)
-        norm_layer = norm_layer or nn.BatchNorm2d
+    def _layers(self, inplanes, planes, stride, groups, base_width, dilation, norm, style):
         width = int(planes * (base_width / 64.0)) * groups
         stride1, stride3 = (stride, 1) if style == "reference" else (1, stride)
         self.conv1 = nn.Conv2d(inplanes, width, 1, stride1, bias=False)
-        self.bn1 = norm_layer(width)
+        self.bn1 = norm(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride3, dilation, dilation, groups, bias=False)
-        self.bn2 = norm_layer(width)
+        self.bn2 = norm(width)
         self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
-        self.bn3 = norm_layer(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
+        self.bn3 = norm(planes * self.expansion)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
