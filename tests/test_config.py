@@ -88,10 +88,15 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_every_schema_key_is_documented():
+    def resolve(node):
+        if "$ref" not in node:
+            return node
+        return {**SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]], **node}
+
     def walk(node, path):
-        node = {**SCHEMA["$defs"]["training"], **node} if "$ref" in node else node
+        node = resolve(node)
         for name, sub in node.get("properties", {}).items():
-            sub = {**SCHEMA["$defs"]["training"], **sub} if "$ref" in sub else sub
+            sub = resolve(sub)
             assert sub.get("description") or sub.get("properties"), (
                 f"{path}{name} lacks a description"
             )

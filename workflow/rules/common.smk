@@ -511,6 +511,7 @@ def get_table_outputs():
         outputs += [
             f"results/{dataset}/tables/recovery.md",
             f"results/{dataset}/figures/recovery.png",
+            f"results/{dataset}/recovery_accepted.txt",
         ]
     if len(TRAINING_DATASETS) > 1:
         outputs += ["results/comparison/tables/training_data.md"]

@@ -6,6 +6,7 @@
 localrules:
     make_tables,
     check_recovery,
+    accept_recovery,
     plot_examples,
     analyse_failures,
     plot_failures,

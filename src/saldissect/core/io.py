@@ -95,6 +95,7 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "interaction",
         "interaction_rank",
         "interaction_row",
+        "status",
     ),
     "interaction_alignment": ("metric", "value", "n_images"),
     "basis_interactions": ("source", "target", "weight"),

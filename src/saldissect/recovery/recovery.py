@@ -29,6 +29,8 @@ from saldissect.report import reporting  # noqa: E402
 log = logging.getLogger(__name__)
 
 READOUTS = {"top-k IoU": "contribution", "contrast": "contrast"}  # readout name: column
+#: Each readout's section in the config's ``recovery.acceptance``.
+READOUT_KEYS = {"top-k IoU": "top_k_iou", "contrast": "contrast"}
 
 
 def planted_vs_recovered(
@@ -169,8 +171,70 @@ def recovery_table(
                 result["spearman"],
                 result["sign_agreement"],
             )
-    table = pd.DataFrame(rows, columns=list(SCHEMAS["recovery"]))
-    return check_schema(pool_controls(table), "recovery")
+    table = pd.DataFrame(rows, columns=[c for c in SCHEMAS["recovery"] if c != "status"])
+    return pool_controls(table)
+
+
+def accept(table: pd.DataFrame, acceptance: dict) -> pd.DataFrame:
+    """``table`` with a ``status`` per row: ``pass``, ``fail: <why>`` or ``not checked``.
+
+    A real run (control ``none``) fails when its Spearman or sign agreement is
+    below its readout's ``min_spearman`` / ``min_sign_agreement``, or, with
+    ``max_pair_rank`` set, when the planted pair ranks below it. A control
+    fails when its |Spearman| exceeds ``max_control_spearman`` and its p-value
+    is below ``control_alpha`` (a single control is one draw from the null, sd
+    1/sqrt(n - 1) = 0.29 for 13 concepts: only a significant one says the
+    workflow finds what is not there). Where a model has several controls,
+    their pooled mean is checked and the single draws are not.
+    """
+    pooled = set(
+        zip(
+            table.loc[table["control"].str.startswith("mean of"), "model"],
+            table.loc[table["control"].str.startswith("mean of"), "readout"],
+            strict=True,
+        )
+    )
+    status = []
+    for row in table.itertuples(index=False):
+        if row.control == "none":
+            status.append(_real_status(row, acceptance))
+        elif row.control == "shuffled maps" and (row.model, row.readout) in pooled:
+            status.append("not checked (pooled below)")
+        else:
+            status.append(_control_status(row, acceptance))
+    return check_schema(table.assign(status=status), "recovery")
+
+
+def _real_status(row, acceptance: dict) -> str:
+    limits = acceptance[READOUT_KEYS[row.readout]]
+    problems = []
+    if not row.spearman >= limits["min_spearman"]:  # NaN (nothing credited) fails
+        problems.append(f"Spearman {row.spearman:.3f} < {limits['min_spearman']}")
+    if row.n_signed and not row.sign_agreement >= limits["min_sign_agreement"]:
+        problems.append(
+            f"signs right {row.sign_agreement:.2f} < {limits['min_sign_agreement']}"
+            + (f" ({row.wrong_signs})" if row.wrong_signs else "")
+        )
+    most = acceptance.get("max_pair_rank")
+    if most is not None and row.interaction != "none" and not row.interaction_rank <= most:
+        problems.append(f"planted pair rank {row.interaction_rank:g} > {most}")
+    return "fail: " + "; ".join(problems) if problems else "pass"
+
+
+def _control_status(row, acceptance: dict) -> str:
+    limit, alpha = acceptance["max_control_spearman"], acceptance["control_alpha"]
+    if np.isfinite(row.spearman) and abs(row.spearman) > limit and row.spearman_p < alpha:
+        return f"fail: control Spearman {row.spearman:.3f} (p {row.spearman_p:.2g}) beyond {limit}"
+    return "pass"
+
+
+def failures(table: pd.DataFrame) -> list[str]:
+    """One line per failing row of an accepted table: dataset/model, control, readout, why."""
+    failing = table[table["status"].str.startswith("fail")]
+    return [
+        f"{r.dataset}/{r.model} ({r.control}, {r.readout}): {r.status[len('fail: ') :]}"
+        for r in failing.itertuples(index=False)
+    ]
 
 
 def _planted_pair_rank(semantic: str | None, interaction: dict | None) -> dict:
