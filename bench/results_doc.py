@@ -24,6 +24,17 @@ DOCUMENT = ROOT / "docs/results.md"
 #: (record, title, what it measures), in the document's order.
 SECTIONS = [
     (
+        "default_recovery",
+        "Recovery on the default world (`make run`)",
+        "The recovery table `make run` writes (`results/synthetic/tables/recovery.md`), with "
+        "each row's status against `recovery.acceptance`.",
+    ),
+    (
+        "pipeline_times",
+        "The default pipeline's job times (`make run`)",
+        "Every job's time from Snakemake's benchmarks of that `make run` (2-core CPU).",
+    ),
+    (
         "recovery_sweep",
         "Recovery on worlds the defaults were not tuned for",
         "Rule `check_recovery` on the default world and on other world seeds, permuted planted "
