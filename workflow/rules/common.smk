@@ -240,8 +240,8 @@ def _manifest(*roots):
 
     digest, files, size = hashlib.sha1(), 0, 0
     for root in roots:
-        for folder, names, filenames in sorted(os.walk(root)):
-            names.sort()
+        for folder, names, filenames in os.walk(root):
+            names.sort()  # walks the subfolders in name order
             for name in sorted(filenames):
                 path = os.path.join(folder, name)
                 stat = os.stat(path)

@@ -187,13 +187,8 @@ def accept(table: pd.DataFrame, acceptance: dict) -> pd.DataFrame:
     workflow finds what is not there). Where a model has several controls,
     their pooled mean is checked and the single draws are not.
     """
-    pooled = set(
-        zip(
-            table.loc[table["control"].str.startswith("mean of"), "model"],
-            table.loc[table["control"].str.startswith("mean of"), "readout"],
-            strict=True,
-        )
-    )
+    means = table[table["control"].str.startswith("mean of")]
+    pooled = set(zip(means["model"], means["readout"], strict=True))
     status = []
     for row in table.itertuples(index=False):
         if row.control == "none":

@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from saldissect.analysis.contributions import CATEGORIES  # noqa: E402
 from saldissect.analysis.failures import GROUP_COLUMNS, require_columns  # noqa: E402
+from saldissect.report.reporting import CATEGORY_COLOURS, read_rgb, save_figure  # noqa: E402
 
 FOREST_XLABEL = "odds ratio, worst vs best images (log scale)"
 EMPTY_MESSAGE = "no concepts in the worst or best images"
@@ -39,9 +41,6 @@ def plot_failures(table: pd.DataFrame, out: str | Path, title: str, top: int = 1
     concept at its odds ratio with its confidence interval, log x axis, a line at 1,
     labels "concept (n_worst/n_worst_images vs n_best/n_best_images)", coloured by
     category."""
-    from saldissect.analysis.contributions import CATEGORIES
-    from saldissect.report.reporting import CATEGORY_COLOURS, save_figure
-
     rows = forest_rows(table, top)
     fig, ax = plt.subplots(figsize=forest_size(len(rows)))
     ax.set_title(title)
@@ -83,8 +82,6 @@ def plot_worst_best(
 ) -> None:
     """The ``n`` worst images (top row, worst first) and ``n`` best (bottom row, best
     first), each titled with its score. ``images`` has columns image_id, image_path."""
-    from saldissect.report.reporting import read_rgb, save_figure
-
     require_columns(groups, GROUP_COLUMNS, "groups")
     require_columns(images, ("image_id", "image_path"), "images")
     worst = groups[groups["group"] == "worst"].head(n)
