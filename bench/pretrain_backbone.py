@@ -10,8 +10,9 @@ convolution predicting, at every grid cell, which concepts' boxes cover it
 ``models.<name>.weights`` loads, e.g.
 
     .venv/bin/python bench/pretrain_backbone.py --out /tmp/backbone.pt
-    .venv/bin/python bench/recovery_sweep.py --controls 0 \\
-        --set models.dinet_small.weights=/tmp/backbone.pt
+    make sweep SNAKEMAKE_ARGS="--configfile backbone.yaml"
+
+with backbone.yaml setting ``models.dinet_small.weights: /tmp/backbone.pt``.
 
 It prints the loss and the cell accuracy per epoch. (In docs/results.md, "The
 paper's readout under other settings", it did not fix the weak concepts' signs.)

@@ -36,22 +36,30 @@ SECTIONS = [
     ),
     (
         "recovery_sweep",
-        "Recovery on worlds the defaults were not tuned for",
-        "Rule `check_recovery` on the default world and on other world seeds, permuted planted "
-        "weights and another model seed: Spearman of recovered vs planted weights and signs right "
-        "(|weight| >= 0.3), for the contrast and the paper's top-k IoU readouts, and the shuffled "
-        "control's Spearman. One control is one draw from a null with standard deviation "
+        "Recovery on worlds the defaults were not tuned for (`make sweep`)",
+        "The workflow's sweep target (`results/sweep/tables/recovery.md`, docs/method.md 8.7): "
+        "rule `check_recovery` on other world seeds, permuted planted weights and a world with no "
+        "planted pair, each with its own shuffled controls pooled into their mean. Per readout "
+        "(the paper's top-k IoU, the contrast, the regression): Spearman of recovered vs planted "
+        "weights, signs right (|weight| >= 0.3), each row's status against "
+        "`recovery.acceptance`; the planted pair's rank by S and by the pair effect; the wrong "
+        "signs by concept kind. One control is one draw from a null with standard deviation "
         "1/sqrt(n - 1) = 0.29 for 13 concepts.",
     ),
     (
         "recovery_settings",
         "The paper's readout under other settings",
-        "How settings of the world and the training move the top-k IoU readout's recovery.",
+        "How settings of the world and the training move the top-k IoU readout's recovery "
+        "(measured with the bench script the sweep target replaced; `--set` is now the "
+        "sweep's `--config`).",
     ),
     (
         "interactions",
-        "The planted interaction",
-        "The rank of the planted pair in its source's row of the semantic interactions S.",
+        "The planted interaction over training seeds",
+        "The interaction variant trained again with each seed on the default run's phase one "
+        "(`bench/pair_seeds.py`): the planted pair's rank in its source's row of the paper's "
+        "S and by the pair effect's z (docs/method.md 6), each with the row's strongest other "
+        "entry, and the largest pair z of any pair.",
     ),
     (
         "interaction_memory",

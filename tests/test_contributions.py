@@ -1,11 +1,12 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from saldissect.analysis.contributions import (
     beta,
     category_scores,
-    contrast_readout,
     contributions,
+    with_readouts,
 )
 from saldissect.recovery.recovery import pool_controls, recovery
 
@@ -37,16 +38,27 @@ def test_contributions_on_a_hand_made_case():
     assert scores["social"] == 1.0 and scores["sky"] == -1.0 and scores["animal"] == 0.0
 
 
-def test_contrast_readout_sums_every_basis_not_only_the_top_k():
-    # wall is in no basis's top 1, yet basis 1 (w = +1) is more active inside it
-    # than elsewhere and basis 0 (w = -2) less: L = -2 * -0.1 + 1 * 0.3 = +0.5
-    table = alignment([(0, "sky", 0.6), (0, "wall", 0.2), (1, "face", 0.5), (1, "wall", 0.1)])
-    table["contrast"] = [0.4, -0.1, 0.2, 0.3]
-    weights = pd.DataFrame({"basis": [0, 1], "weight": [-2.0, 1.0]})
-    readout = contrast_readout(table, weights)
-    assert readout.to_dict() == pytest.approx({"sky": -0.8, "wall": 0.5, "face": 0.2})
-    top1, _ = contributions(table, weights, {}, top_k=1)
-    assert top1.set_index("concept")["contribution"].get("wall", 0.0) == 0.0
+def test_readouts_join_the_contributions_by_concept():
+    """Every concept gets both readouts; one the readouts never saw gets 0 and no
+    interval; a name seen as object and attribute keeps the kind seen more often."""
+    table = pd.DataFrame({"concept": ["face", "red", "wall"]})
+    readouts = pd.DataFrame(
+        {
+            "concept": ["face", "red", "red"],
+            "kind": ["object", "attribute", "object"],
+            "n_images": [30, 20, 3],
+            "contrast": [1.0, -0.4, 9.0],
+            "contrast_low": [0.8, -0.6, 8.0],
+            "contrast_high": [1.2, -0.2, 10.0],
+            "regression": [1.1, -0.5, 9.0],
+            "regression_low": [0.9, -0.7, 8.0],
+            "regression_high": [1.3, -0.3, 10.0],
+        }
+    )
+    joined = with_readouts(table, readouts).set_index("concept")
+    assert joined.loc["red", "contrast"] == -0.4 and joined.loc["red", "regression_high"] == -0.3
+    assert joined.loc["wall", "regression"] == 0.0 and np.isnan(joined.loc["wall", "contrast_low"])
+    assert joined.loc["face", "regression_low"] == 0.9
 
 
 def test_unmapped_concepts_count_as_other():
@@ -163,6 +175,9 @@ def _validation_row(dataset, model, control, spearman, agreement, rank, readout=
         "interaction": "word -> face",
         "interaction_rank": rank,
         "interaction_row": 13,
+        "pair_z_rank": rank,
+        "pair_z": 1.0,
+        "max_pair_z": 2.0,
     }
 
 

@@ -37,6 +37,11 @@ def contributions(path, values=CONCEPTS):
             "normalized_low": weight - 0.1,
             "normalized_high": weight + 0.1,
             "contrast": weight,
+            "contrast_low": weight - 0.1,
+            "contrast_high": weight + 0.1,
+            "regression": weight,
+            "regression_low": weight - 0.1,
+            "regression_high": weight + 0.1,
         }
     )
     write_parquet(table, path, "contributions")
@@ -72,20 +77,29 @@ def test_categories_put_models_side_by_side(tmp_path, saved_figures):
 
 
 def test_interactions_are_a_heatmap_of_the_ranked_concepts(tmp_path, saved_figures):
+    """S beside the pair effects' z, both over the ranked concepts; pairs without a
+    value (source = target) are left blank."""
     names = list(CONCEPTS)
     semantic = pd.DataFrame(
-        [(s, t, float(i + j)) for i, s in enumerate(names) for j, t in enumerate(names)],
-        columns=["source", "target", "weight"],
+        [
+            (s, t, float(i + j), 0.1 * (i - j), np.nan if s == t else float(i - j), 9, 9)
+            for i, s in enumerate(names)
+            for j, t in enumerate(names)
+        ],
+        columns=["source", "target", "weight", "pair_effect", "pair_z", "n_with", "n_without"],
     )
     write_parquet(semantic, tmp_path / "s.parquet", "semantic_interactions")
     out = tmp_path / "interactions.png"
     plot_interactions(tmp_path / "s.parquet", contributions(tmp_path / "c.parquet"), out, "S")
-    ax = saved_figures[-1].axes[0]
-    check_axes(ax, xlabel="target", ylabel="source", title="S")
-    (image,) = ax.images
+    left, right = saved_figures[-1].axes[:2]
+    check_axes(left, xlabel="target", ylabel="source", title="S")
+    check_axes(right, xlabel="target", ylabel="source", title="pair effect")
+    (image,) = left.images
     shown = image.get_array()
     assert shown.shape == (3, 3) and np.allclose(shown.max(axis=1), 1.0)  # rows scaled
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["face", "word", "sky"]
+    assert [t.get_text() for t in left.get_xticklabels()] == ["face", "word", "sky"]
+    (z,) = right.images
+    assert np.ma.getmaskarray(z.get_array()).diagonal().all()  # source = target: blank
 
 
 def test_recovery_plots_each_readout_of_each_run(tmp_path, saved_figures):
@@ -101,8 +115,8 @@ def test_recovery_plots_each_readout_of_each_run(tmp_path, saved_figures):
     runs = {"synthetic/m": str(contributions(tmp_path / "c.parquet"))}
     plot_recovery(runs, tmp_path / "planted.parquet", tmp_path / "recovery.png", 0.3)
     axes = saved_figures[-1].axes
-    assert len(axes) == 2  # the paper's top-k IoU, then the contrast
-    for ax, readout in zip(axes, ("top-k IoU", "contrast"), strict=True):
+    assert len(axes) == 3  # the paper's top-k IoU, the contrast, the regression
+    for ax, readout in zip(axes, ("top-k IoU", "contrast", "regression"), strict=True):
         check_axes(ax, xlabel="planted weight", ylabel=readout, title="Spearman 1.00")
 
 

@@ -1,16 +1,25 @@
 """The recovery check can fail: thresholds per readout, significant controls,
 and a broken run (contributions permuted) refused over several seeds."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from saldissect.core.config import load_schema, validate_config
 from saldissect.core.io import write_parquet
 from saldissect.recovery.recovery import accept, failures, recovery_table
+from saldissect.recovery.sweep import world_config, world_names
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
 
 ACCEPTANCE = {
     "contrast": {"min_spearman": 0.9, "min_sign_agreement": 1.0},
     "top_k_iou": {"min_spearman": 0.75, "min_sign_agreement": 0.75},
+    "regression": {"min_spearman": 0.9, "min_sign_agreement": 1.0},
     "max_control_spearman": 0.3,
     "control_alpha": 0.05,
     "max_pair_rank": None,
@@ -27,6 +36,7 @@ def row(**values):
         "n_concepts": 13, "spearman": 0.95, "spearman_p": 1e-6, "n_signed": 11,
         "sign_agreement": 1.0, "min_abs_weight": 0.3, "wrong_signs": "",
         "interaction": "word -> face", "interaction_rank": 3.0, "interaction_row": 13,
+        "pair_z_rank": 2.0, "pair_z": 2.5, "max_pair_z": 4.0,
     }  # fmt: skip
     return {**base, **values}
 
@@ -52,7 +62,8 @@ def test_the_planted_pair_counts_when_a_rank_is_required():
     table = pd.DataFrame([row()])
     assert accept(table, ACCEPTANCE)["status"].iloc[0] == "pass"
     strict = accept(table, {**ACCEPTANCE, "max_pair_rank": 1})
-    assert strict["status"].iloc[0] == "fail: planted pair rank 3 > 1"
+    assert strict["status"].iloc[0] == "fail: planted pair's rank by pair effect 2 > 1"
+    assert accept(table, {**ACCEPTANCE, "max_pair_rank": 2})["status"].iloc[0] == "pass"
 
 
 def test_several_controls_are_judged_by_their_pooled_mean():
@@ -77,7 +88,9 @@ def world(tmp_path, contributions: dict[str, float]):
     table = pd.DataFrame(
         {"concept": list(WEIGHTS), "category": "other", "contribution": values,
          "normalized": values, "rank": 0, "contribution_low": values, "contribution_high": values,
-         "normalized_low": values, "normalized_high": values, "contrast": values}
+         "normalized_low": values, "normalized_high": values, "contrast": values,
+         "contrast_low": values, "contrast_high": values, "regression": values,
+         "regression_low": values, "regression_high": values}
     )  # fmt: skip
     write_parquet(table, tmp_path / "contributions.parquet", "contributions")
     labels = [{"dataset": "synthetic", "model": "m", "control": False}]
@@ -99,4 +112,26 @@ def test_a_recovering_run_passes_and_a_broken_one_fails_for_every_seed(tmp_path,
     assert (good["status"] == "pass").all(), good[["readout", "status"]]
     broken = world(tmp_path, dict(zip(WEIGHTS, rng.permutation(recovered), strict=True)))
     lines = failures(broken)
-    assert len(lines) == 2 and all(line.startswith("synthetic/m (none,") for line in lines), lines
+    assert len(lines) == 3 and all(line.startswith("synthetic/m (none,") for line in lines), lines
+
+
+def test_sweep_worlds_change_one_thing_each():
+    config = validate_config(yaml.safe_load((ROOT / "config/config.yaml").read_text()), SCHEMA)
+    sweep = {"seeds": [3], "permutations": [4], "model_seeds": [5], "no_pair_seeds": [0]}
+    assert world_names(sweep) == ["seed3", "perm4", "model5", "nopair0"]
+    config["sweep"] = {**sweep, "controls": 3}
+    weights = config["synthetic"]["weights"]
+    seeded = world_config(config, "seed3")
+    assert seeded["synthetic"]["seed"] == 3 and seeded["seed"] == 3
+    assert seeded["synthetic"]["weights"] == weights
+    permuted = world_config(config, "perm4")["synthetic"]["weights"]
+    assert sorted(permuted.values()) == sorted(weights.values()) and permuted != weights
+    assert world_config(config, "model5")["synthetic"] == config["synthetic"]
+    assert world_config(config, "nopair0")["synthetic"]["interaction"]["source"] == ""
+    datasets = seeded["datasets"]
+    controls = [d for d in datasets.values() if d.get("shuffle_maps")]
+    assert len(controls) == 3 and len({d["shuffle_seed"] for d in controls}) == 3
+    assert seeded["replicates"]["seeds"] == [] and seeded["progressive"]["epochs"] == []
+    assert config["synthetic"]["seed"] == 0  # the run's own config is left as it was
+    with pytest.raises(ValueError, match="expected seed<s>"):
+        world_config(config, "other1")

@@ -41,6 +41,7 @@ recovery:
   acceptance:
     contrast: {min_spearman: -1.0, min_sign_agreement: 0.0}
     top_k_iou: {min_spearman: -1.0, min_sign_agreement: 0.0}
+    regression: {min_spearman: -1.0, min_sign_agreement: 0.0}
     max_control_spearman: 1.0
 """
 # The extended analyses on top: a seed replicate, a phase-one snapshot, fewer
@@ -77,6 +78,7 @@ ARTIFACTS = {
     "synthetic/dinet_small/alignment.parquet": "alignment",
     "synthetic/dinet_small/metrics.parquet": "metrics",
     "synthetic/dinet_small/contributions.parquet": "contributions",
+    "synthetic/dinet_small/readouts.parquet": "readouts",
     "synthetic/dinet_small/categories.parquet": "categories",
     "synthetic/dinet_small/interaction/history.parquet": "history",
     "synthetic/dinet_small/interaction_alignment.parquet": "interaction_alignment",
@@ -134,8 +136,8 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     recovery = pd.read_csv(results / "synthetic/tables/recovery.csv")
     assert set(recovery["control"]) == {"none", "shuffled maps"}
     assert recovery["spearman"].between(-1, 1).all()
-    # both readouts of every run: the paper's top-k IoU and the contrast readout
-    assert (recovery.groupby(["dataset", "model"])["readout"].nunique() == 2).all()
+    # every readout of every run: the paper's top-k IoU, the contrast, the regression
+    assert (recovery.groupby(["dataset", "model"])["readout"].nunique() == 3).all()
     for figure in (
         "synthetic/figures/recovery.png",
         "synthetic/figures/categories.png",
@@ -151,6 +153,15 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     ranked = contributions[contributions["rank"] != 0]
     assert ranked[["contribution_low", "contribution_high"]].notna().all().all()
     assert (ranked["contribution_low"] <= ranked["contribution_high"]).all()
+    for readout in ("contrast", "regression"):
+        low, high = contributions[f"{readout}_low"], contributions[f"{readout}_high"]
+        assert low.notna().all() and (low <= high).all()
+    # the contrast readout is sum_n w[n] contrast(n, c) of the alignment table
+    weights = pd.read_parquet(results / "synthetic/dinet_small/basis_weights.parquet")
+    weighted = alignment["contrast"] * alignment["basis"].map(weights.set_index("basis")["weight"])
+    expected = weighted.groupby(alignment["concept"]).sum()
+    contrast = contributions.set_index("concept")["contrast"]
+    assert (contrast - expected.reindex(contrast.index)).abs().max() < 1e-5
     replicates = pd.read_parquet(results / "synthetic/dinet_small/alignment_bootstrap.parquet")
     assert replicates["replicate"].nunique() == 20
     top_table = pd.read_csv(results / "synthetic/tables/top_semantics.csv")
@@ -202,7 +213,26 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     assert statuses.str.startswith("fail").any()
     restored = snakemake(workflow_dir)
     assert restored.returncode == 0, restored.stderr[-3000:]
+    check_sweep(workflow_dir, config)
     check_report(workflow_dir, figures)
+
+
+def check_sweep(workflow_dir, config):
+    """`snakemake sweep` runs the workflow on another world in its own folder and
+    stacks its recovery table; the run's own results stay untouched."""
+    results = workflow_dir / "results"
+    before = (results / "synthetic/tables/recovery.csv").read_bytes()
+    sweep = {"seeds": [5], "permutations": [], "no_pair_seeds": [], "controls": 0}
+    (workflow_dir / "sweep.yaml").write_text(yaml.safe_dump({**config, "sweep": sweep}))
+    run = snakemake(workflow_dir, "sweep", configfile="sweep.yaml")
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = pd.read_csv(results / "sweep/tables/recovery.csv")
+    assert set(table["world"]) == {"seed5"} and set(table["control"]) == {"none"}
+    assert set(table["readout"]) == {"top-k IoU", "contrast", "regression"}
+    world = yaml.safe_load((results / "sweep/seed5/work/world.yaml").read_text())
+    assert world["synthetic"]["seed"] == 5 and world["synthetic"]["n_train"] == 48
+    assert "seed5" in (results / "sweep/tables/recovery.md").read_text()
+    assert (results / "synthetic/tables/recovery.csv").read_bytes() == before
 
 
 def check_report(workflow_dir, figures):

@@ -56,11 +56,43 @@ rule dissect_bases:
         "../scripts/dissect_bases.py"
 
 
+# The contrast and regression readouts of the phase-two logit, with bootstrap
+# intervals (saldissect.analysis.readouts): needs phase two's basis weights.
+rule score_readouts:
+    input:
+        model=get_phase1_checkpoint,
+        basis_weights="results/{dataset}/{model}/basis_weights.parquet",
+        probe="results/{dataset}/data/probe.parquet",
+        concepts="results/{dataset}/data/concepts.parquet",
+    output:
+        readouts="results/{dataset}/{model}/readouts.parquet",
+    log:
+        "results/logs/{dataset}/{model}/score_readouts.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/score_readouts.tsv"
+    conda:
+        "../../envs/saldissect.yaml"
+    threads: config["threads"]
+    resources:
+        mem_mb=get_mem_mb("score_readouts"),
+        runtime=get_runtime("score_readouts"),
+        gpu=config["gpus"],
+    params:
+        model=get_model_config,
+        dissection=config["dissection"],
+        contributions=pick(config["contributions"], "bootstrap", "confidence", "ridge"),
+        seed=get_run_seed,
+        device=config["device"],
+    script:
+        "../scripts/score_readouts.py"
+
+
 rule score_contributions:
     input:
         alignment="results/{dataset}/{model}/alignment.parquet",
         bootstrap="results/{dataset}/{model}/alignment_bootstrap.parquet",
         basis_weights="results/{dataset}/{model}/basis_weights.parquet",
+        readouts="results/{dataset}/{model}/readouts.parquet",
     output:
         contributions="results/{dataset}/{model}/contributions.parquet",
         categories="results/{dataset}/{model}/categories.parquet",

@@ -137,6 +137,25 @@ for _model, _checkpoints in IMPORTED.items():
 # ({model}.seed<s>) and phase-one snapshots ({model}.epoch<e>, which share the
 # model's phase one).
 RUNS = {m: {"model": m, "seed": config["seed"], "epoch": None} for m in MODELS}
+
+
+def _sweep_worlds():
+    from saldissect.recovery.sweep import world_names
+
+    return world_names(config["sweep"])
+
+
+#: The worlds of the recovery sweep (rule sweep, saldissect.recovery.sweep).
+SWEEP_WORLDS = _sweep_worlds()
+
+
+def get_sweep_config():
+    """What a world of the sweep is made from: the whole configuration but the list
+    of worlds (adding a world does not rerun the others)."""
+    settings = {k: v for k, v in config.items() if k != "sweep"}
+    return {**settings, "sweep": {"controls": config["sweep"]["controls"]}}
+
+
 for _model in TRAINED_MODELS:
     for _seed in SEEDS:
         RUNS[f"{_model}.seed{_seed}"] = {"model": _model, "seed": _seed, "epoch": None}
@@ -570,6 +589,10 @@ def _stage_work(stage, wildcards):
         return config["thresholds"]["batch_size"], sizes["val"], 1
     if stage == "dissect_bases":
         return config["dissection"]["batch_size"], sizes["probe"], 1
+    if (
+        stage == "score_readouts"
+    ):  # two passes: the fit, then the regression's bootstrap
+        return config["dissection"]["batch_size"], sizes["probe"], 2
     if stage == "evaluate_models":
         return config["evaluation"]["batch_size"], sizes["val"], len(VARIANTS)
     if stage in ("analyse_interactions", "collect_examples"):

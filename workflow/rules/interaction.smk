@@ -40,6 +40,9 @@ rule analyse_interactions:
         thresholds="results/{dataset}/{model}/thresholds.parquet",
         alignment="results/{dataset}/{model}/alignment.parquet",
         val="results/{dataset}/data/val.parquet",
+        basis_weights="results/{dataset}/{model}/basis_weights.parquet",
+        probe="results/{dataset}/data/probe.parquet",
+        concepts="results/{dataset}/data/concepts.parquet",
     output:
         alignment="results/{dataset}/{model}/interaction_alignment.parquet",
         basis="results/{dataset}/{model}/basis_interactions.parquet",
@@ -57,7 +60,10 @@ rule analyse_interactions:
         gpu=config["gpus"],
     params:
         model=get_model_config,
-        interaction=pick(config["interaction"], "dim", "batch_size", "attention_mb"),
+        interaction=pick(
+            config["interaction"], "dim", "batch_size", "attention_mb", "min_images"
+        ),
+        dissection=pick(config["dissection"], "min_cover"),
         contributions=pick(config["contributions"], "top_k", "score"),
         evaluation=pick(config["evaluation"], "center_bias", "center_bias_sigma"),
         device=config["device"],

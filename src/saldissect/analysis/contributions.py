@@ -104,19 +104,29 @@ def contributions(
     return table, category_scores(table)
 
 
-def contrast_readout(alignment: pd.DataFrame, basis_weights: pd.DataFrame) -> pd.Series:
-    """The contrast readout per concept: ``L(c) = sum_n w[n] * contrast(n, c)``.
+#: The readouts (`saldissect.analysis.readouts`) the contributions table carries.
+READOUT_COLUMNS = (
+    "contrast",
+    "contrast_low",
+    "contrast_high",
+    "regression",
+    "regression_low",
+    "regression_high",
+)
 
-    ``contrast(n, c)`` is how much more active basis n is inside concept c than
-    over its whole image (the alignment table's ``contrast``), so ``L(c)``
-    is how far the phase-two logit inside c stands above its image's mean, with
-    every basis's 3 x 3 kernel summed as in ``w``. Unlike ``R(c)`` it sums over
-    all bases, not only those with c among their top-k, and it is a contrast
-    within images, the only comparison a per-image normalised map can make.
-    """
-    weights = basis_weights.set_index("basis")["weight"]
-    weighted = alignment["contrast"] * weights.reindex(alignment["basis"]).to_numpy()
-    return weighted.groupby(alignment["concept"]).sum()
+
+def with_readouts(table: pd.DataFrame, readouts: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (per concept) with the contrast and regression readouts and their
+    intervals; a concept the readouts do not know gets 0 and NaN intervals. A
+    name seen both as object and attribute takes the kind seen in more images."""
+    per_concept = readouts.sort_values(["n_images", "kind"], ascending=[False, True])
+    per_concept = per_concept.drop_duplicates("concept").set_index("concept")
+    table = table.copy()
+    for column in READOUT_COLUMNS:
+        values = per_concept[column].reindex(table["concept"])
+        interval = column.endswith(("_low", "_high"))
+        table[column] = (values if interval else values.fillna(0.0)).to_numpy()
+    return table
 
 
 def _normalise_rows(matrix: np.ndarray, top_n: int) -> np.ndarray:

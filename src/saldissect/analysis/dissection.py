@@ -620,6 +620,16 @@ def compute_thresholds(
 
 
 # ------------------------------------------------------------------ dissection
+def poisson_weights(seed: int, rows: Tensor, replicates: int) -> Tensor:
+    """R x B Poisson(1) weights (float64) of the probe rows ``rows``, each row from
+    its own stream seeded by ``(seed, row)``: the same image gets the same
+    weights in every readout and whatever the batch size."""
+    columns = [
+        np.random.default_rng([seed, int(row)]).poisson(1.0, replicates) for row in rows.tolist()
+    ]
+    return torch.as_tensor(np.stack(columns, axis=1), dtype=torch.float64)
+
+
 class PoissonBootstrap:
     """Bootstrap replicates of the alignment scores over probe images, in one pass.
 
@@ -664,12 +674,8 @@ class PoissonBootstrap:
         return 4 * replicates * n_concepts * (n_bases * per + (1 if per == 1 else 0))
 
     def weights_of(self, rows: Tensor) -> Tensor:
-        """R x B Poisson(1) weights of the probe rows ``rows``, each row from its own stream."""
-        columns = [
-            np.random.default_rng([self.seed, int(row)]).poisson(1.0, self.replicates)
-            for row in rows.tolist()
-        ]
-        return torch.as_tensor(np.stack(columns, axis=1), dtype=torch.float32)
+        """R x B Poisson(1) weights of the probe rows ``rows`` (`poisson_weights`)."""
+        return poisson_weights(self.seed, rows, self.replicates).float()
 
     def update(
         self,

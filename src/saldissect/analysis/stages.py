@@ -16,6 +16,7 @@ from saldissect.analysis.dissection import compute_thresholds as thresholds_of
 from saldissect.analysis.dissection import dissect
 from saldissect.analysis.evaluation import evaluate
 from saldissect.analysis.examples import collect_examples as examples_of
+from saldissect.analysis.readouts import concept_readouts
 from saldissect.core.io import check_schema, read_parquet, write_parquet
 from saldissect.core.stage import Files, Params
 from saldissect.training.train import load_model, pick_device
@@ -92,6 +93,39 @@ def dissect_bases(
     write_parquet(replicates, output["bootstrap"], "alignment_bootstrap")
 
 
+def score_readouts(
+    input: Files, output: Files, params: Params, threads: int = 1, wildcards: Params | None = None
+) -> None:
+    """The contrast and regression readouts of the phase-two logit, with intervals."""
+    model_cfg, cfg = params["model"], params["contributions"]
+    dev = pick_device(params["device"])
+    model = load_model(input["model"], model_cfg, "factorised", dev)
+    weights = read_parquet(input["basis_weights"], "basis_weights")
+    weights = torch.as_tensor(weights.sort_values("basis")["weight"].to_numpy(np.float32).copy())
+    table = concept_readouts(
+        model,
+        read_parquet(input["probe"], "probe"),
+        read_parquet(input["concepts"], "concepts"),
+        weights,
+        tuple(model_cfg["input_size"]),
+        min_cover=params["dissection"]["min_cover"],
+        batch_size=params["dissection"]["batch_size"],
+        device=dev,
+        bootstrap=cfg["bootstrap"],
+        seed=params["seed"],
+        confidence=cfg["confidence"],
+        ridge=cfg["ridge"],
+    )
+    for name in ("contrast", "regression"):
+        top = table.reindex(table[name].abs().sort_values(ascending=False).index).head(5)
+        log.info(
+            "%s readout, largest: %s",
+            name,
+            ", ".join(f"{r.concept} {getattr(r, name):+.3g}" for r in top.itertuples()),
+        )
+    write_parquet(table, output["readouts"], "readouts")
+
+
 def score_contributions(
     input: Files, output: Files, params: Params, threads: int = 1, wildcards: Params | None = None
 ) -> None:
@@ -119,8 +153,7 @@ def score_contributions(
         confidence=cfg["confidence"],
         n_replicates=cfg["bootstrap"],
     )
-    contrast = contrib.contrast_readout(aligned, weights)
-    table["contrast"] = contrast.reindex(table["concept"]).fillna(0.0).to_numpy()
+    table = contrib.with_readouts(table, read_parquet(input["readouts"], "readouts"))
     n_replicates = replicates["replicate"].nunique()
     log.info(
         "%d bootstrap replicates; median %.0f%% interval width of ranked contributions: %.3g",

@@ -47,9 +47,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from saldissect.analysis.contributions import beta as top_k_beta
+from saldissect.analysis.dissection import ConceptIndex
 from saldissect.core import metrics
 from saldissect.core.io import load_checkpoint
 from saldissect.data.datasets import (
+    ImageDataset,
     SaliencyDataset,
     fixation_map,
     load_fixations,
@@ -326,6 +328,137 @@ def analyse(
         }
     )
     return alignment, scale_rows_by_max(total)
+
+
+# ------------------------------------------------------------------ pair effects
+def log_density_contrast(logit: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image and concept, log(mean predicted density on the concept's cells /
+    mean density over the image), density = sigmoid(logit) (B x cells), and whether
+    the concept has a cell (``masks`` B x K' x cells, float). Both B x K'."""
+    density = torch.sigmoid(logit.double())
+    density = density / density.sum(-1, keepdim=True)
+    cells = masks.sum(-1).double()
+    inside = torch.einsum("bkj,bj->bk", masks.double(), density) / cells.clamp_min(1)
+    occurs = cells > 0
+    ratio = inside / density.mean(-1, keepdim=True)
+    return torch.where(occurs, torch.log(ratio.clamp_min(1e-12)), 0.0), occurs
+
+
+class PairEffects:
+    """Sums for the pair effect of every (source, target) pair of a vocabulary of K
+    concepts (docs/method.md 6, "Pair effects"), one image at a time, K x K each.
+
+    ``update(difference, occurs, cols)``: per image, ``difference`` the interaction
+    variant's `log_density_contrast` minus phase two's (B x K'), ``occurs`` B x K',
+    ``cols`` the K' vocabulary indices. Entry [s, t] accumulates the source s's
+    difference over the images holding s, split by whether t is there too.
+    """
+
+    def __init__(self, n_concepts: int) -> None:
+        shape = (n_concepts, n_concepts)
+        self.n_with = torch.zeros(shape, dtype=torch.float64)
+        self.sum_with = torch.zeros(shape, dtype=torch.float64)
+        self.square_with = torch.zeros(shape, dtype=torch.float64)
+        self.n = torch.zeros(n_concepts, dtype=torch.float64)
+        self.sum = torch.zeros(n_concepts, dtype=torch.float64)
+        self.square = torch.zeros(n_concepts, dtype=torch.float64)
+
+    def update(self, difference: Tensor, occurs: Tensor, cols: Tensor) -> None:
+        d, o = difference.double().cpu(), occurs.double().cpu()
+        d = d * o
+        index = (cols[:, None], cols[None, :])
+        self.n_with[index] += o.T @ o  # [s, t]: images with both
+        self.sum_with[index] += d.T @ o
+        self.square_with[index] += (d * d).T @ o
+        self.n[cols] += o.sum(0)
+        self.sum[cols] += d.sum(0)
+        self.square[cols] += (d * d).sum(0)
+
+    def table(self, names: list[str], min_images: int) -> pd.DataFrame:
+        """Long table: source, target, pair_effect (mean difference of the source with
+        the target present minus without), pair_z (Welch's t of it), n_with,
+        n_without; NaN where either side has fewer than ``min_images`` images or
+        source == target."""
+        n1 = self.n_with
+        n0 = self.n[:, None] - n1
+        mean1 = self.sum_with / n1.clamp_min(1)
+        mean0 = (self.sum[:, None] - self.sum_with) / n0.clamp_min(1)
+        var1 = (self.square_with / n1.clamp_min(1) - mean1**2).clamp_min(0)
+        var0 = ((self.square[:, None] - self.square_with) / n0.clamp_min(1) - mean0**2).clamp_min(0)
+        var1, var0 = var1 * n1 / (n1 - 1).clamp_min(1), var0 * n0 / (n0 - 1).clamp_min(1)
+        effect = mean1 - mean0
+        z = effect / torch.sqrt(var1 / n1.clamp_min(1) + var0 / n0.clamp_min(1)).clamp_min(1e-12)
+        valid = (n1 >= min_images) & (n0 >= min_images)
+        valid &= ~torch.eye(len(names), dtype=torch.bool)
+        effect = torch.where(valid, effect, torch.nan)
+        z = torch.where(valid, z, torch.nan)
+        source, target = np.meshgrid(np.arange(len(names)), np.arange(len(names)), indexing="ij")
+        labels = np.asarray(names, dtype=object)
+        return pd.DataFrame(
+            {
+                "source": labels[source.ravel()],
+                "target": labels[target.ravel()],
+                "pair_effect": effect.numpy().ravel(),
+                "pair_z": z.numpy().ravel(),
+                "n_with": n1.numpy().ravel().astype(np.int64),
+                "n_without": n0.numpy().ravel().astype(np.int64),
+            }
+        )
+
+
+@torch.no_grad()
+def pair_effects(
+    frozen: SaliencyModel,
+    head: InteractionHead,
+    basis_weights: Tensor,
+    probe: pd.DataFrame,
+    concepts: pd.DataFrame,
+    size: tuple[int, int],
+    *,
+    min_cover: float,
+    min_images: int,
+    batch_size: int,
+    device: torch.device,
+    num_workers: int = 0,
+) -> pd.DataFrame:
+    """The pair effects of every pair of concepts over the probe images (`PairEffects`):
+    the interaction variant's log density contrast on the source minus phase two's
+    (the linearised logit ``sum_n w[n] P[n]``, which sees no pair the attention could
+    carry), with the target present against without. Concepts are named alone; a
+    name seen as two kinds keeps the kind seen in more images."""
+    index = ConceptIndex(probe.reset_index(drop=True), concepts)
+    names = list(index.vocabulary["concept"])
+    effects = PairEffects(len(names))
+    loader = DataLoader(
+        ImageDataset(probe.reset_index(drop=True), size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+    )
+    w = basis_weights.to(device=device, dtype=torch.float32)
+    for batch in tqdm(loader, desc="pair effects", disable=None):
+        prob = frozen(batch["image"].to(device))["prob"].float()
+        masks, present = index.batch_masks(
+            batch["index"].numpy(), tuple(prob.shape[2:]), min_cover, device
+        )
+        masks = masks.flatten(2).float()
+        attended, occurs = log_density_contrast(head.readout(head.attend(prob)).flatten(1), masks)
+        plain, _ = log_density_contrast(torch.einsum("n,bnj->bj", w, prob.flatten(2)), masks)
+        effects.update(attended - plain, occurs, torch.as_tensor(present))
+    table = effects.table(names, min_images)
+    kinds = index.vocabulary.assign(n=effects.n.numpy())
+    kept = set(kinds.sort_values("n", ascending=False).drop_duplicates("concept").index)
+    keep = np.isin(np.arange(len(names)), sorted(kept))
+    rows = np.outer(keep, keep).ravel()
+    return table[rows].reset_index(drop=True)
+
+
+def with_pair_effects(semantic: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
+    """The semantic interactions with each pair's effect, z and image counts
+    (NaN and 0 for pairs the probe set does not hold)."""
+    merged = semantic.merge(effects, on=["source", "target"], how="left")
+    for column in ("n_with", "n_without"):
+        merged[column] = merged[column].fillna(0).astype(np.int64)
+    return merged
 
 
 def semantic_from_alignment(

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import torch
+
 from saldissect.analysis.stages import read_thresholds
 from saldissect.core.io import read_parquet, write_parquet
 from saldissect.core.stage import Files, Params
@@ -63,6 +66,25 @@ def analyse_interactions(
     log.info(
         "strongest semantic interactions (source -> target): %s",
         ", ".join(f"{r.source} -> {r.target} {r.weight:.3g}" for r in strongest.itertuples()),
+    )
+    weights = read_parquet(input["basis_weights"], "basis_weights").sort_values("basis")
+    effects = inter.pair_effects(
+        frozen,
+        head,
+        torch.as_tensor(weights["weight"].to_numpy(np.float32).copy()),
+        read_parquet(input["probe"], "probe"),
+        read_parquet(input["concepts"], "concepts"),
+        tuple(model_cfg["input_size"]),
+        min_cover=params["dissection"]["min_cover"],
+        min_images=cfg["min_images"],
+        batch_size=cfg["batch_size"],
+        device=dev,
+    )
+    semantic = inter.with_pair_effects(semantic, effects)
+    largest = effects.dropna(subset=["pair_z"]).nlargest(5, "pair_z")
+    log.info(
+        "largest pair effects (source <- target present, Welch z): %s",
+        ", ".join(f"{r.source} <- {r.target} {r.pair_z:+.2f}" for r in largest.itertuples()),
     )
     write_parquet(spatial, output["alignment"], "interaction_alignment")
     write_parquet(inter.long_basis_table(basis), output["basis"], "basis_interactions")

@@ -6,8 +6,10 @@ Per run (a model on a synthetic dataset, controls and seed replicates
 included) and per readout of the contributions (`READOUTS`): the Spearman
 correlation of recovered with planted weights, the sign agreement over the
 concepts planted with |weight| >= ``min_abs_weight``, and, where the run has
-semantic interactions, the rank of the planted pair in its source's row.
-Several shuffled controls are pooled into their mean (`pool_controls`).
+semantic interactions, the rank of the planted pair in its source's row by S
+and by the pair effect's z, and the run's largest pair z (what a world with no
+planted pair, or a control, shows). Several shuffled controls are pooled into
+their mean (`pool_controls`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from saldissect.report import reporting  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-READOUTS = {"top-k IoU": "contribution", "contrast": "contrast"}  # readout name: column
+#: Readout name: its column of the contributions table.
+READOUTS = {"top-k IoU": "contribution", "contrast": "contrast", "regression": "regression"}
 #: Each readout's section in the config's ``recovery.acceptance``.
-READOUT_KEYS = {"top-k IoU": "top_k_iou", "contrast": "contrast"}
+READOUT_KEYS = {"top-k IoU": "top_k_iou", "contrast": "contrast", "regression": "regression"}
 
 
 def planted_vs_recovered(
@@ -115,6 +118,9 @@ def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
                 "sign_agreement": float(rows["sign_agreement"].mean()),
                 "wrong_signs": "",
                 "interaction_rank": float(rows["interaction_rank"].mean()),
+                "pair_z_rank": float(rows["pair_z_rank"].mean()),
+                "pair_z": float(rows["pair_z"].mean()),
+                "max_pair_z": float(rows["max_pair_z"].max()),
             }
         )
     if not pooled:
@@ -122,18 +128,22 @@ def pool_controls(table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame(pooled, columns=table.columns)], ignore_index=True)
 
 
-def pair_rank(semantic: pd.DataFrame, source: str, target: str) -> tuple[float, int]:
-    """Rank of ``target`` in the row of ``source`` (1 = strongest) and the row's length.
+def pair_rank(
+    semantic: pd.DataFrame, source: str, target: str, column: str = "weight"
+) -> tuple[float, int]:
+    """Rank of ``target`` in the row of ``source`` by ``column`` (1 = strongest) and
+    the row's length (entries with a value).
 
     Ties count against the pair (its rank is the number of targets at least as
     strong), so a row of zeros, a source no basis credits, ranks it last. NaN
-    when either concept is missing from the table.
+    when either concept is missing from the table or the pair has no value
+    (a pair effect needs images with and without the target).
     """
-    row = semantic[semantic["source"] == source]
+    row = semantic[(semantic["source"] == source) & semantic[column].notna()]
     if row.empty or target not in set(row["target"]):
         return float("nan"), len(row)
-    value = float(row.loc[row["target"] == target, "weight"].iloc[0])
-    return float((row["weight"] >= value).sum()), len(row)
+    value = float(row.loc[row["target"] == target, column].iloc[0])
+    return float((row[column] >= value).sum()), len(row)
 
 
 def recovery_table(
@@ -180,7 +190,8 @@ def accept(table: pd.DataFrame, acceptance: dict) -> pd.DataFrame:
 
     A real run (control ``none``) fails when its Spearman or sign agreement is
     below its readout's ``min_spearman`` / ``min_sign_agreement``, or, with
-    ``max_pair_rank`` set, when the planted pair ranks below it. A control
+    ``max_pair_rank`` set, when the planted pair ranks below it in its source's
+    row by the pair effect's z. A control
     fails when its |Spearman| exceeds ``max_control_spearman`` and its p-value
     is below ``control_alpha`` (a single control is one draw from the null, sd
     1/sqrt(n - 1) = 0.29 for 13 concepts: only a significant one says the
@@ -211,8 +222,8 @@ def _real_status(row, acceptance: dict) -> str:
             + (f" ({row.wrong_signs})" if row.wrong_signs else "")
         )
     most = acceptance.get("max_pair_rank")
-    if most is not None and row.interaction != "none" and not row.interaction_rank <= most:
-        problems.append(f"planted pair rank {row.interaction_rank:g} > {most}")
+    if most is not None and row.interaction != "none" and not row.pair_z_rank <= most:
+        problems.append(f"planted pair's rank by pair effect {row.pair_z_rank:g} > {most}")
     return "fail: " + "; ".join(problems) if problems else "pass"
 
 
@@ -233,24 +244,50 @@ def failures(table: pd.DataFrame) -> list[str]:
 
 
 def _planted_pair_rank(semantic: str | None, interaction: dict | None) -> dict:
-    """The planted pair's rank in its row of a semantic interaction table."""
-    if not semantic or not interaction or not interaction.get("source"):
-        return {"interaction": "none", "interaction_rank": float("nan"), "interaction_row": 0}
-    rank, size = pair_rank(
-        read_parquet(semantic, "semantic_interactions"),
-        interaction["source"],
-        interaction["target"],
+    """The planted pair's rank in its row of a semantic interaction table, by S and
+    by the pair effect's z, and the run's largest pair z (any pair)."""
+    result = {
+        "interaction": "none",
+        "interaction_rank": float("nan"),
+        "interaction_row": 0,
+        "pair_z_rank": float("nan"),
+        "pair_z": float("nan"),
+        "max_pair_z": float("nan"),
+    }
+    if not semantic:
+        return result
+    table = read_parquet(semantic, "semantic_interactions")
+    result["max_pair_z"] = float(table["pair_z"].max())  # NaN when no pair has a value
+    if not interaction or not interaction.get("source"):
+        return result
+    source, target = interaction["source"], interaction["target"]
+    rank, size = pair_rank(table, source, target)
+    z_rank, _ = pair_rank(table, source, target, "pair_z")
+    chosen = table[(table["source"] == source) & (table["target"] == target)]["pair_z"]
+    pair = f"{source} -> {target}"
+    log.info(
+        "%s: planted pair %s ranks %s of %d in its row of S, %s by pair effect",
+        semantic,
+        pair,
+        rank,
+        size,
+        z_rank,
     )
-    pair = f"{interaction['source']} -> {interaction['target']}"
-    log.info("%s: planted pair %s ranks %s of %d in its row", semantic, pair, rank, size)
-    return {"interaction": pair, "interaction_rank": rank, "interaction_row": size}
+    return {
+        **result,
+        "interaction": pair,
+        "interaction_rank": rank,
+        "interaction_row": size,
+        "pair_z_rank": z_rank,
+        "pair_z": float(chosen.iloc[0]) if len(chosen) else float("nan"),
+    }
 
 
 def plot_recovery(
     runs: dict[str, str], planted: str | Path, out: str | Path, min_abs_weight: float
 ) -> None:
     """Recovered against planted weight, one column per run, one row per readout
-    (the paper's top-k IoU contribution, then the contrast readout)."""
+    (the paper's top-k IoU contribution, the contrast, the regression)."""
     truth = read_parquet(planted, "planted")
     fig, axes = plt.subplots(
         len(READOUTS), len(runs), figsize=(4.2 * len(runs), 4.0 * len(READOUTS)), squeeze=False

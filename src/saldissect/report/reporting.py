@@ -236,33 +236,50 @@ def plot_categories(paths: list[str], out: str | Path, title: str) -> None:
 def plot_interactions(
     semantic: str | Path, contributions: str | Path, out: str | Path, title: str, top: int = 20
 ) -> None:
-    """Heatmap of the semantic interactions S over the ``top`` most positive and ``top``
-    most negative concepts; rows are sources (where attention comes from), columns
-    targets, each row scaled by its largest entry."""
+    """Two heatmaps over the ``top`` most positive and ``top`` most negative concepts,
+    rows sources, columns targets: the semantic interactions S (where attention
+    comes from and goes to), each row scaled by its largest entry, and the pair
+    effects' z (how much more salient the source is when the target is there,
+    docs/method.md 6), blank where a pair has no value."""
     table = read_parquet(contributions, "contributions")
     concepts = heatmap_concepts(table, top)
     # only the shown pairs: the table has a row per pair of the whole vocabulary
     shown = [("source", "in", concepts), ("target", "in", concepts)] if concepts else None
-    matrix = (
-        read_parquet(semantic, "semantic_interactions", filters=shown)
-        .pivot(index="source", columns="target", values="weight")
-        .reindex(index=concepts, columns=concepts)
-        .fillna(0.0)
-    )
+    pairs = read_parquet(semantic, "semantic_interactions", filters=shown)
+
+    def square(column: str) -> pd.DataFrame:
+        matrix = pairs.pivot(index="source", columns="target", values=column)
+        return matrix.reindex(index=concepts, columns=concepts)
+
+    matrix = square("weight").fillna(0.0)
     peak = matrix.max(axis=1).where(lambda v: v > 0, 1.0)
     scaled = matrix.div(peak, axis=0)
+    z = square("pair_z").to_numpy()
     n_positive = int(table["rank"].between(1, top).sum())
     side = max(4.5, 0.32 * len(concepts) + 2.5)
-    fig, ax = plt.subplots(figsize=(side + 1.2, side))
-    image = ax.imshow(scaled.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="equal")
-    ax.set_xticks(range(len(concepts)), concepts, rotation=90, fontsize=8)
-    ax.set_yticks(range(len(concepts)), concepts, fontsize=8)
-    if 0 < n_positive < len(concepts):
-        for draw in (ax.axhline, ax.axvline):
-            draw(n_positive - 0.5, color="white", lw=1.5)
-    ax.set_xlabel(f"target (attended); top {n_positive} positive, then negative concepts")
-    ax.set_ylabel("source (attending)")
-    ax.set_title(title, fontsize=10)
-    colour_bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    colour_bar.set_label("semantic interaction S, each row / its max")
+    fig, axes = plt.subplots(1, 2, figsize=(2 * (side + 1.2), side))
+    limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    panels = (
+        (axes[0], scaled.to_numpy(), "viridis", (0, 1), title, "S, each row / its max"),
+        (
+            axes[1],
+            np.ma.masked_invalid(z),
+            "RdBu_r",
+            (-limit, limit),
+            f"pair effect: {title}",
+            "Welch z: source's saliency with the target present vs absent",
+        ),
+    )
+    for ax, values, cmap, (low, high), name, label in panels:
+        image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high, aspect="equal")
+        ax.set_xticks(range(len(concepts)), concepts, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(concepts)), concepts, fontsize=8)
+        if 0 < n_positive < len(concepts):
+            for draw in (ax.axhline, ax.axvline):
+                draw(n_positive - 0.5, color="white" if cmap == "viridis" else "grey", lw=1.5)
+        ax.set_xlabel(f"target (attended); top {n_positive} positive, then negative concepts")
+        ax.set_ylabel("source (attending)")
+        ax.set_title(name, fontsize=10)
+        colour_bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        colour_bar.set_label(label, fontsize=8)
     save_figure(fig, out)

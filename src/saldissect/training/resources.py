@@ -169,9 +169,13 @@ def estimate(
         memory += 6 * batch_size * cells * (attention_dim + n_bases) * mb
     if stage == "analyse_interactions":  # one block of attention rows at a time
         memory += attention_mb + 4 * prob
+        memory += 2 * 6 * 8 * n_concepts**2 / 2**20  # pair effects' K x K sums, their table
     if stage == "dissect_bases":
         memory += 4 * prob + bootstrap * profile["n_bases"] * n_concepts * mb * (3 if pooled else 2)
         memory += 4 * profile["n_bases"] * n_concepts * 8 / 2**20  # float64 sums
+    if stage == "score_readouts":  # G (K x K float64), replicates, a batch's centred masks
+        memory += 4 * prob + (8 * n_concepts**2 + 24 * bootstrap * n_concepts) / 2**20
+        memory += 3 * batch_size * min(n_concepts, 500) * cells * mb
     # On a GPU the working set lives in device memory; the host keeps the
     # process, a copy of the weights and the loader's batches in flight.
     device_mb = memory
