@@ -266,7 +266,7 @@ def plot_interactions(
             np.ma.masked_invalid(z),
             "RdBu_r",
             (-limit, limit),
-            f"pair effect: {title}",
+            "pair effects: the source's saliency with the target there",
             "Welch z: source's saliency with the target present vs absent",
         ),
     )
