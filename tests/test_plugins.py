@@ -152,5 +152,5 @@ def test_plug_ins_go_through_every_stage(workflow_dir):
     }
     refused = run(workflow_dir, bad, "results/synthetic/bad/contributions.parquet")
     assert refused.returncode != 0
-    assert "plugins.tiny_nets:flat_output' returned (1, " in refused.stderr
+    assert "models.bad: module 'plugins.tiny_nets:flat_output' returned (1, " in refused.stderr
     assert not (workflow_dir / "results/synthetic/bad").exists()  # refused before any job
