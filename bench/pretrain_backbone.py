@@ -72,7 +72,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    backbone = ResNetBackbone(**config["models"][args.model]["backbone"])
+    backbone = ResNetBackbone(**config["models"][args.model].get("backbone", {}))
     images, masks, names = draw(
         args.images,
         config["synthetic"],

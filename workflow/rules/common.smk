@@ -51,6 +51,23 @@ MODELS = sorted(config["models"])
 WORLD = "results/world"
 
 
+def _check_plugins():
+    """Networks from outside the package are built once here, on a zero image
+    (saldissect.models.plugins): a bad one stops the run in one line, before any job."""
+    from saldissect.core.errors import UserError
+    from saldissect.models.networks import build
+
+    for name, entry in config["models"].items():
+        if entry["arch"] in ("module", "torchvision"):
+            try:
+                build(entry, "factorised")
+            except UserError as error:
+                raise WorkflowError(f"models.{name}: {error}") from None
+
+
+_check_plugins()
+
+
 def config_error(message):
     raise WorkflowError(f"config: {message}")
 

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from saldissect.core.config import ConfigError
 from saldissect.core.errors import MissingFileError
+from saldissect.models.plugins import ModuleFeatures, TorchvisionFeatures, import_object
 
 HEADS = ("plain", "factorised", "reformulated")
 TRUNKS = ("reference", "torchvision")
@@ -749,6 +750,52 @@ def transalnet(
     )
 
 
+def module(
+    *,
+    module: str,
+    options: Mapping | None = None,
+    n_bases: int = 512,
+    head: str = "factorised",
+    input_size: Sequence[int] = (480, 640),
+    upsample: str = "nearest",
+    readout_bias: bool = False,
+) -> SaliencyModel:
+    """A user's network (`saldissect.models.plugins.ModuleFeatures`) with the
+    factorised head: ``module`` is ``package.module:function``, called with
+    ``options``, returning an ``nn.Module`` from images to B x C x h x w features.
+    ``upsample`` and ``readout_bias`` as for the built-in architectures."""
+    body = import_object(module)(**dict(options or {}))
+    features = ModuleFeatures(body, input_size, module)
+    return SaliencyModel(
+        features, n_bases=n_bases, head=head, readout_bias=readout_bias, upsample=upsample
+    )
+
+
+def torchvision(
+    *,
+    network: str,
+    layer: str,
+    network_options: Mapping | None = None,
+    weights: str | None = "none",
+    n_bases: int = 512,
+    head: str = "factorised",
+    input_size: Sequence[int] = (480, 640),
+    upsample: str = "nearest",
+    readout_bias: bool = False,
+) -> SaliencyModel:
+    """A torchvision classification network as the trunk
+    (`saldissect.models.plugins.TorchvisionFeatures`): ``network`` by name, built
+    with ``network_options`` (e.g. ``image_size`` of a vision transformer), its
+    features at node ``layer``, ``weights`` a local state dict of the network or
+    ``none``. ``upsample`` and ``readout_bias`` as for the built-in architectures."""
+    features = TorchvisionFeatures(
+        network, layer, input_size, options=network_options, weights=weights
+    )
+    return SaliencyModel(
+        features, n_bases=n_bases, head=head, readout_bias=readout_bias, upsample=upsample
+    )
+
+
 for _factory in (dinet, salicon, transalnet):
     if _factory.__doc__:  # None under python -OO
         _factory.__doc__ += OPTIONS_DOC
@@ -758,6 +805,8 @@ MODELS: dict[str, Callable[..., SaliencyModel]] = {
     "dinet": dinet,
     "salicon": salicon,
     "transalnet": transalnet,
+    "module": module,
+    "torchvision": torchvision,
 }
 
 
@@ -792,6 +841,14 @@ def model_options(entry: Mapping) -> dict:
             f"{entry['arch']}, whose options are: {', '.join(accepted)}"
         )
     return options
+
+
+def without_weights(entry: Mapping) -> dict:
+    """``entry`` built with random initial weights where its architecture reads a
+    weights file (a checkpoint or a shapes-only pass replaces them anyway)."""
+    if "weights" in arch_options(entry["arch"]):
+        return {**entry, "weights": "none"}
+    return dict(entry)
 
 
 def build(entry: Mapping, head: str) -> SaliencyModel:

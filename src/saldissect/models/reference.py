@@ -337,7 +337,7 @@ def build(config: Mapping, head: str, seed: int = 0) -> SaliencyModel:
     built with backbone weights ``none`` (the checkpoint replaces them) under ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return networks.build({**config, "weights": "none"}, head)
+        return networks.build(networks.without_weights(config), head)
 
 
 def load_reference(

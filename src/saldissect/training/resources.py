@@ -81,11 +81,18 @@ def _profile(model_json: str, head: str) -> dict[str, float]:
     """Parameters, activations and multiply-adds of one image, from a ``meta``-device pass."""
     import torch
 
+    from saldissect.models.networks import without_weights
     from saldissect.training.train import build_model
 
     cfg = json.loads(model_json)
-    with torch.device("meta"):  # ImageNet weights are not read: only shapes matter
-        model = build_model({**cfg, "weights": "none"}, head)
+    device = "meta"  # ImageNet weights are not read: only shapes matter
+    try:
+        with torch.device(device):
+            model = build_model(without_weights(cfg), head)
+    except (NotImplementedError, RuntimeError, TypeError):
+        # a network from outside the package that cannot run on "meta": measure it for real
+        device = "cpu"
+        model = build_model(without_weights(cfg), head)
     sizes: list[int] = []
     macs = [0.0]
 
@@ -102,7 +109,7 @@ def _profile(model_json: str, head: str) -> dict[str, float]:
     handles = [m.register_forward_hook(hook) for m in leaves]
     height, width = cfg.get("input_size", (480, 640))
     with torch.no_grad():
-        out = model(torch.zeros(1, 3, height, width, dtype=torch.uint8, device="meta"))
+        out = model(torch.zeros(1, 3, height, width, dtype=torch.uint8, device=device))
     for handle in handles:
         handle.remove()
     grid = tuple(out["prob"].shape[-2:]) if "prob" in out else (1, 1)

@@ -96,7 +96,7 @@ def load_model(
 
     Built without its ImageNet weights: the checkpoint replaces every parameter.
     """
-    model = build_model({**model_cfg, "weights": "none"}, head)
+    model = build_model(networks.without_weights(model_cfg), head)
     model.load_state_dict(load_checkpoint(checkpoint)["model"])
     return model.to(device).eval()
 
