@@ -94,7 +94,9 @@ def sweep_world(
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
-        for line in process.stdout:  # the world's own progress, into this job's log
+        for line in process.stdout:  # the world's own log, into this job's (no progress bars)
+            if "it/s]" in line or "s/it]" in line:
+                continue
             log.info("%s", line.rstrip())
             last = [*last[-29:], line.rstrip()]
     if process.returncode != 0:
