@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from saldissect.core.io import READOUT_COLUMNS
+
 CATEGORIES = (
     "action",
     "social",
@@ -102,17 +104,6 @@ def contributions(
         drop=True
     )
     return table, category_scores(table)
-
-
-#: The readouts (`saldissect.analysis.readouts`) the contributions table carries.
-READOUT_COLUMNS = (
-    "contrast",
-    "contrast_low",
-    "contrast_high",
-    "regression",
-    "regression_low",
-    "regression_high",
-)
 
 
 def with_readouts(table: pd.DataFrame, readouts: pd.DataFrame) -> pd.DataFrame:

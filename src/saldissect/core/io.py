@@ -18,6 +18,16 @@ import pandas as pd
 
 from saldissect.core.errors import UserError
 
+#: The contrast and regression readouts with their intervals
+#: (`saldissect.analysis.readouts`), in readouts.parquet and contributions.parquet.
+READOUT_COLUMNS = (
+    "contrast",
+    "contrast_low",
+    "contrast_high",
+    "regression",
+    "regression_low",
+    "regression_high",
+)
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "split": ("image_id", "image_path", "map_path", "fixation_path", "height", "width"),
     "probe": ("image_id", "image_path", "height", "width"),
@@ -51,24 +61,9 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "contribution_high",
         "normalized_low",
         "normalized_high",
-        "contrast",
-        "contrast_low",
-        "contrast_high",
-        "regression",
-        "regression_low",
-        "regression_high",
+        *READOUT_COLUMNS,
     ),
-    "readouts": (
-        "concept",
-        "kind",
-        "n_images",
-        "contrast",
-        "contrast_low",
-        "contrast_high",
-        "regression",
-        "regression_low",
-        "regression_high",
-    ),
+    "readouts": ("concept", "kind", "n_images", *READOUT_COLUMNS),
     "categories": ("category", "contribution", "contribution_low", "contribution_high"),
     "failures": (
         "concept",
