@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -26,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from saldissect.analysis.stages import read_thresholds  # noqa: E402
+from saldissect.analysis.stages import read_basis_weights, read_thresholds  # noqa: E402
 from saldissect.core.config import load_schema, validate_config  # noqa: E402
 from saldissect.core.io import read_parquet  # noqa: E402
 from saldissect.interaction import interactions as inter  # noqa: E402
@@ -57,8 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     frozen = inter.load_frozen(model_cfg, run / "phase1/model.pt", device)
-    weights = read_parquet(run / "basis_weights.parquet", "basis_weights").sort_values("basis")
-    weights = torch.as_tensor(weights["weight"].to_numpy(np.float32).copy())
+    weights = read_basis_weights(run / "basis_weights.parquet")
     train, val = (
         read_parquet(data / "train.parquet", "split"),
         read_parquet(data / "val.parquet", "split"),

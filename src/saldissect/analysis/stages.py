@@ -30,6 +30,12 @@ def read_thresholds(path: str) -> torch.Tensor:
     return torch.as_tensor(values)
 
 
+def read_basis_weights(path: str) -> torch.Tensor:
+    """Phase two's per-basis weights of a basis_weights.parquet, by basis, as float32."""
+    table = read_parquet(path, "basis_weights").sort_values("basis")
+    return torch.as_tensor(table["weight"].to_numpy(np.float32).copy())
+
+
 def compute_thresholds(
     input: Files, output: Files, params: Params, threads: int = 1, wildcards: Params | None = None
 ) -> None:
@@ -100,13 +106,11 @@ def score_readouts(
     model_cfg, cfg = params["model"], params["contributions"]
     dev = pick_device(params["device"])
     model = load_model(input["model"], model_cfg, "factorised", dev)
-    weights = read_parquet(input["basis_weights"], "basis_weights")
-    weights = torch.as_tensor(weights.sort_values("basis")["weight"].to_numpy(np.float32).copy())
     table = concept_readouts(
         model,
         read_parquet(input["probe"], "probe"),
         read_parquet(input["concepts"], "concepts"),
-        weights,
+        read_basis_weights(input["basis_weights"]),
         tuple(model_cfg["input_size"]),
         min_cover=params["dissection"]["min_cover"],
         batch_size=params["dissection"]["batch_size"],

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-import torch
-
-from saldissect.analysis.stages import read_thresholds
+from saldissect.analysis.stages import read_basis_weights, read_thresholds
 from saldissect.core.io import read_parquet, write_parquet
 from saldissect.core.stage import Files, Params
 from saldissect.interaction import interactions as inter
@@ -67,11 +64,10 @@ def analyse_interactions(
         "strongest semantic interactions (source -> target): %s",
         ", ".join(f"{r.source} -> {r.target} {r.weight:.3g}" for r in strongest.itertuples()),
     )
-    weights = read_parquet(input["basis_weights"], "basis_weights").sort_values("basis")
     effects = inter.pair_effects(
         frozen,
         head,
-        torch.as_tensor(weights["weight"].to_numpy(np.float32).copy()),
+        read_basis_weights(input["basis_weights"]),
         read_parquet(input["probe"], "probe"),
         read_parquet(input["concepts"], "concepts"),
         tuple(model_cfg["input_size"]),

@@ -161,9 +161,10 @@ def recovery_table(
     rows = []
     for path, label in zip(runs, labels, strict=True):
         contributions = read_parquet(path, "contributions")
+        pair = _planted_pair_rank(label.get("semantic"), interaction)  # one read per run
         for readout, column in READOUTS.items():
             result = recovery(contributions, truth, min_abs_weight=min_abs_weight, column=column)
-            result.update(_planted_pair_rank(label.get("semantic"), interaction))
+            result.update(pair)
             rows.append(
                 {
                     "dataset": label["dataset"],
