@@ -14,7 +14,7 @@ SLURM_* variable (SLURM_CONF with them) before it calls srun, so srun inside a
 job reads the default /etc/slurm/slurm.conf. `start()` links that path to the
 directory's slurm.conf when it is free, and `stop()` removes only that link;
 a machine that already has its own /etc/slurm/slurm.conf is refused (a
-dangling link left by a killed run of this script is replaced).
+link left by a killed run of this script, whose daemons are gone, is replaced).
 
 Needs root (slurmd starts jobs as their user) and the Debian packages
 `slurmctld slurmd slurm-client munge`. By hand:
@@ -95,17 +95,33 @@ def missing_programs() -> list[str]:
     return [name for name in (*DAEMONS, *CLIENTS) if find_program(name) is None]
 
 
-def stale_system_conf() -> bool:
-    """/etc/slurm/slurm.conf is a dangling link left by a cluster of ours that was killed."""
-    if not SYSTEM_CONF.is_symlink() or SYSTEM_CONF.exists():
+def running(pid_file: Path, name: str) -> bool:
+    """The PID in `pid_file` is a live process called `name` (not a PID reused by another)."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        return Path(f"/proc/{pid}/comm").read_text().strip() == name
+    except (OSError, ValueError, IndexError):
         return False
-    target = Path(os.readlink(SYSTEM_CONF))
-    return target.name == "slurm.conf" and target.parent.name.startswith("slurm-")
 
 
-def system_conf_taken() -> bool:
-    """Another Slurm owns /etc/slurm/slurm.conf (a stale link of ours does not count)."""
-    return (SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink()) and not stale_system_conf()
+def stale_system_conf(conf: Path = SYSTEM_CONF) -> bool:
+    """`conf` is a link left by a cluster of ours that was killed.
+
+    Ours: a link to `slurm.conf` in a `slurm-*` folder. Killed: its target is gone,
+    or its slurmctld no longer runs (a killed test leaves its folder behind, so
+    the link need not dangle; a machine restored from such a state has the same).
+    """
+    if not conf.is_symlink():
+        return False
+    target = Path(os.readlink(conf))
+    if target.name != "slurm.conf" or not target.parent.name.startswith("slurm-"):
+        return False
+    return not target.exists() or not running(target.parent / "run" / "slurmctld.pid", "slurmctld")
+
+
+def system_conf_taken(conf: Path = SYSTEM_CONF) -> bool:
+    """Another Slurm owns `conf` (a stale link of ours does not count)."""
+    return (conf.exists() or conf.is_symlink()) and not stale_system_conf(conf)
 
 
 def free_port() -> int:
