@@ -4,6 +4,7 @@ import re
 import sys
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -123,7 +124,9 @@ for _name, _dataset in config["datasets"].items():
     if _dataset["shuffle_maps"]:
         _key = (
             _dataset["source"],
-            _dataset.get("salicon"),
+            _dataset.get("salicon")
+            or _dataset.get("stimuli")
+            or _dataset.get("folder"),
             shuffle_seed(_name),
         )
         if _key in _shuffles:
@@ -257,6 +260,55 @@ def is_synthetic(dataset):
     return config["datasets"][dataset]["source"] == "synthetic"
 
 
+# Sources that rule import_dataset writes into the SALICON layout first.
+IMPORTED_SOURCES = ("pysaliency", "mit1003", "cat2000")
+
+
+def is_imported(dataset):
+    return config["datasets"][dataset]["source"] in IMPORTED_SOURCES
+
+
+def imported_layout(dataset):
+    return f"results/{dataset}/import/salicon"
+
+
+def get_import_config(wildcards):
+    """What import_dataset reads: the dataset's source keys, the split's defaults filled."""
+    dataset = config["datasets"][wildcards.dataset]
+    keys = (
+        "source",
+        "stimuli",
+        "fixations",
+        "val_stimuli",
+        "val_fixations",
+        "folder",
+        "blur",
+    )
+    return {
+        **{key: dataset[key] for key in keys if key in dataset},
+        "val_fraction": dataset.get("val_fraction", 0.2),
+        "split_seed": dataset.get("split_seed", 0),
+    }
+
+
+def get_import_manifest(wildcards):
+    """The imported dataset's raw files, summarised (changed files rerun the import)."""
+    cfg = get_import_config(wildcards)
+    return _manifest(
+        *sorted(
+            cfg[key]
+            for key in (
+                "stimuli",
+                "fixations",
+                "val_stimuli",
+                "val_fixations",
+                "folder",
+            )
+            if key in cfg
+        )
+    )
+
+
 def pick(section, *keys):
     """Only ``keys`` of a config section: a rule's params hold what it uses, so
     that changing an unrelated key (a rerun trigger) does not rerun its jobs."""
@@ -271,11 +323,16 @@ def get_shuffle(wildcards):
 
 @lru_cache
 def _manifest(*roots):
-    """Files, bytes and a digest of (path, size, mtime) under ``roots``."""
+    """Files, bytes and a digest of (path, size, mtime) under ``roots`` (folders or files)."""
     import hashlib
 
     digest, files, size = hashlib.sha1(), 0, 0
     for root in roots:
+        if os.path.isfile(root):
+            stat = os.stat(root)
+            digest.update(f"{root}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            files, size = files + 1, size + stat.st_size
+            continue
         for folder, names, filenames in os.walk(root):
             names.sort()  # walks the subfolders in name order
             for name in sorted(filenames):
@@ -293,7 +350,12 @@ def get_data_manifest(wildcards):
     if is_synthetic(wildcards.dataset):
         return ""
     paths = get_dataset_paths(wildcards)
-    roots = {paths[k] for k in ("salicon", "probe", "probe_images", "val_scene_graphs")}
+    # an imported layout is an input of its own (import_dataset tracks the raw files)
+    kinds = ("probe", "probe_images", "val_scene_graphs")
+    roots = {
+        paths[k]
+        for k in kinds + (() if is_imported(wildcards.dataset) else ("salicon",))
+    }
     return _manifest(*sorted(r for r in roots if r and os.path.isdir(r)))
 
 
@@ -337,6 +399,8 @@ def get_dataset_inputs(wildcards):
             "visual_genome": f"{WORLD}/visual_genome",
             "visual_genome_val": f"{WORLD}/visual_genome_val",
         }
+    if is_imported(wildcards.dataset):
+        return {"salicon": imported_layout(wildcards.dataset)}
     return {}
 
 
@@ -352,10 +416,17 @@ def get_dataset_paths(wildcards):
             "val_scene_graphs": f"{WORLD}/visual_genome_val",
         }
     default_val = (
-        dataset["probe"] if dataset["scene_graphs"] == "visual_genome" else None
+        dataset["probe"]
+        if dataset["scene_graphs"] == "visual_genome"
+        and not is_imported(wildcards.dataset)
+        else None
     )
     return {
-        "salicon": dataset["salicon"],
+        "salicon": (
+            imported_layout(wildcards.dataset)
+            if is_imported(wildcards.dataset)
+            else dataset["salicon"]
+        ),
         "probe": dataset["probe"],
         "scene_graphs": dataset["scene_graphs"],
         "probe_images": dataset.get("probe_images"),
@@ -585,11 +656,24 @@ def dataset_size(dataset):
         world = config["synthetic"]
         return {k: world[f"n_{k}"] for k in ("train", "val", "probe")}
     probe_images = cfg.get("probe_images") or f"{cfg['probe']}/images"
+    probe = _count_images(probe_images)
+    if is_imported(dataset) and not os.path.isdir(imported_layout(dataset)):
+        return {**imported_size(dataset), "probe": probe}
+    root = imported_layout(dataset) if is_imported(dataset) else cfg["salicon"]
     return {
-        "train": _count_images(f"{cfg['salicon']}/images/train"),
-        "val": _count_images(f"{cfg['salicon']}/images/val"),
-        "probe": _count_images(probe_images),
+        "train": _count_images(f"{root}/images/train"),
+        "val": _count_images(f"{root}/images/val"),
+        "probe": probe,
     }
+
+
+@lru_cache(maxsize=None)
+def imported_size(dataset):
+    """Train and val images of a dataset not imported yet, from its source."""
+    from saldissect.data.imports import source_size
+
+    cfg = get_import_config(SimpleNamespace(dataset=dataset))
+    return source_size(cfg)
 
 
 # Per rule: the training section (epochs, batch), the images passed over per

@@ -58,3 +58,23 @@ rule prepare_data:
         on_bad_sample=config["on_bad_sample"],
     script:
         "../scripts/prepare_data.py"
+
+
+rule import_dataset:
+    output:
+        salicon=directory("results/{dataset}/import/salicon"),
+    log:
+        "results/logs/{dataset}/import_dataset.log",
+    benchmark:
+        "results/benchmarks/{dataset}/import_dataset.tsv"
+    conda:
+        "../../envs/import.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(120),
+    params:
+        dataset=get_import_config,
+        manifest=get_import_manifest,
+    script:
+        "../scripts/import_dataset.py"

@@ -57,9 +57,10 @@ def _at(node, path):
 
 def _refused(config: dict, path: list, properties: dict) -> list[str]:
     """One line per key that ``properties`` (a ``{key: false}`` schema) refuses in
-    the object at ``path``, naming its architecture where it has one."""
+    the object at ``path``, naming its architecture or data source where it has one."""
     entry = _at(config, path)
-    where = f"to arch {entry['arch']}" if "arch" in entry else "here"
+    owner = next((key for key in ("arch", "source") if key in entry), None)
+    where = f"to {owner} {entry[owner]}" if owner else "here"
     return [
         f"config key '{_key([*path, key])}': does not apply {where}"
         for key, allowed in properties.items()

@@ -1,5 +1,6 @@
-"""The stages of workflow/rules/data.smk: the synthetic world and the checked,
-indexed tables of every dataset (docs/method.md 3). One function per rule,
+"""The stages of workflow/rules/data.smk: the synthetic world, datasets of other
+layouts imported (docs/method.md 8.6) and the checked, indexed tables of every
+dataset (docs/method.md 4.1). One function per rule,
 named as the rule (`saldissect.core.stage`)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pandas as pd
 
 from saldissect.core.io import SCHEMAS, check_schema, write_parquet
 from saldissect.core.stage import Files, Params
-from saldissect.data import synthetic
+from saldissect.data import imports, synthetic
 from saldissect.data.inputs import (
     InputError,
     index_salicon_split,
@@ -30,6 +31,17 @@ def generate_world(
     root = Path(output["salicon"]).parent
     log.info("drawing the synthetic world under %s", root)
     synthetic.write_world(root, params["synthetic"])
+
+
+def import_dataset(
+    input: Files, output: Files, params: Params, threads: int = 1, wildcards: Params | None = None
+) -> None:
+    """A dataset of another layout (pysaliency, MIT1003, CAT2000) written into
+    SALICON's (`imports.import_dataset`), which prepare_data then checks."""
+    cfg = params["dataset"]
+    log.info("importing a %s dataset into %s", cfg["source"], output["salicon"])
+    written = imports.import_dataset(cfg, output["salicon"])
+    log.info("%d train and %d val images written", written["train"], written["val"])
 
 
 def prepare_data(
