@@ -6,6 +6,7 @@ scores of the metrics applied image by image; memory requests do not grow
 with the number of images and do grow with the attempt.
 """
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,7 +118,7 @@ def test_recomputing_p_leaves_the_frozen_batch_norms_alone(world):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def _evaluate(model, val, *, batch_size):
+def _evaluate(model, val, *, batch_size, **options):
     return evaluate(
         {"phase1": model},
         val,
@@ -128,13 +129,15 @@ def _evaluate(model, val, *, batch_size):
         sauc_others=3,
         sauc_pool=6,
         seed=0,
+        **options,
     )
 
 
 def test_streamed_evaluation_scores_each_image_as_the_metrics_do(world):
     _, _, val, model, _ = world
     means, images = _evaluate(model, val, batch_size=5)
-    assert list(means.columns) == ["variant", "metric", "value", "n_images"]
+    assert list(means.columns) == ["variant", "metric", "value", "n_images", "averaging"]
+    assert set(means["averaging"]) == {"image"} and "ig" in set(means["metric"])
     assert set(images["image_id"]) == set(val["image_id"])
     # image 4 by hand: its prediction, map, fixations and the pool's negatives
     pool = NegativePool(val, size=6, others=3, seed=0)
@@ -153,7 +156,10 @@ def test_streamed_evaluation_scores_each_image_as_the_metrics_do(world):
         read_saliency_map(row.map_path),
         fixation_map(points, height, width),
         pool.negatives(4, height, width),
+        points=points,
+        baseline=pool.baseline(4, height, width, 0.05),
     )
+    assert set(expected) == set(metrics.METRICS)
     got = images[images["image_id"] == row.image_id].set_index("metric")["value"]
     for metric, value in expected.items():
         assert got[metric] == pytest.approx(value, abs=1e-5)
@@ -163,6 +169,56 @@ def test_streamed_evaluation_scores_each_image_as_the_metrics_do(world):
     per_metric = images.groupby("metric")["value"].mean()
     for r in means.itertuples():
         assert r.value == pytest.approx(per_metric[r.metric])
+
+
+def test_per_fixation_averaging_weights_each_image_by_its_fixations(world, tmp_path):
+    """evaluation.average: fixation (pysaliency's average='fixation'): the fixation
+    metrics' means weight each image by its fixations; the map metrics do not move."""
+    _, _, val, model, _ = world
+    val = val.copy()
+    for i, row in enumerate(val.itertuples()):  # 2, 4, 6... of each image's fixations
+        points = load_fixations(row.fixation_path, row.height, row.width)[: 2 * (i % 5 + 1)]
+        path = tmp_path / f"{row.image_id}.png"
+        cv2.imwrite(str(path), 255 * fixation_map(points, row.height, row.width))
+        val.loc[val["image_id"] == row.image_id, "fixation_path"] = str(path)
+    by_image, images = _evaluate(model, val, batch_size=5)
+    by_fixation, again = _evaluate(model, val, batch_size=5, average="fixation")
+    pd.testing.assert_frame_equal(images, again)  # the same per-image scores
+    counts = {
+        r.image_id: len(load_fixations(r.fixation_path, r.height, r.width))
+        for r in val.itertuples()
+    }
+    for _, frame in images.groupby(["variant", "metric"]):
+        assert dict(zip(frame["image_id"], frame["n_fixations"], strict=True)) == counts
+    assert len(set(counts.values())) > 1  # else the two averages could not differ
+    for row in by_fixation.itertuples():
+        scores = images[(images["metric"] == row.metric)]
+        if row.metric in metrics.FIXATION_METRICS:
+            assert row.averaging == "fixation"
+            expected = np.average(scores["value"], weights=scores["n_fixations"])
+        else:
+            assert row.averaging == "image"
+            expected = scores["value"].mean()
+        assert row.value == pytest.approx(expected)
+    moved = by_fixation.set_index("metric")["value"] - by_image.set_index("metric")["value"]
+    assert (moved[list(metrics.FIXATION_METRICS)].abs() > 1e-9).any()
+    assert (moved[["cc", "sim", "kld"]].abs() < 1e-12).all()
+
+
+def test_the_ig_baseline_leaves_the_scored_images_fixations_out(world):
+    _, _, val, _, _ = world
+    pool = NegativePool(val, size=len(val), others=3, seed=0)
+    for index in (0, 3):
+        row = val.iloc[index]
+        own = load_fixations(row.fixation_path, 64, 80)
+        others = [
+            load_fixations(val.iloc[j].fixation_path, 64, 80) for j in range(len(val)) if j != index
+        ]
+        counts = np.zeros((64, 80))
+        np.add.at(counts, tuple(np.concatenate(others).T), 1.0)
+        expected = cv2.GaussianBlur(counts, (0, 0), 0.05 * 80, sigmaY=0.05 * 64)
+        np.testing.assert_allclose(pool.baseline(index, 64, 80, 0.05), expected, atol=1e-9)
+        assert len(own) and not np.allclose(expected, pool.baseline(-1, 64, 80, 0.05))
 
 
 def test_negatives_never_come_from_the_scored_image(world):

@@ -135,6 +135,11 @@ for _name, _dataset in config["datasets"].items():
                 f"with the same seed ({_key[2]}); give one of them another shuffle_seed"
             )
         _shuffles[_key] = _name
+if (
+    config["failures"]["metric"] == "ig"
+    and not config["evaluation"]["information_gain"]
+):
+    config_error("failures.metric ig needs evaluation.information_gain: true")
 if config["failures"]["variant"] not in config["evaluation"]["variants"]:
     config_error(
         f"failures.variant {config['failures']['variant']} is not one of "

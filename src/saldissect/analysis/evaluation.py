@@ -29,8 +29,8 @@ from saldissect.core import metrics
 from saldissect.data.datasets import fixation_map, load_fixations, load_image, read_saliency_map
 from saldissect.models.networks import SaliencyModel
 
-COLUMNS = ["variant", "metric", "value", "n_images"]
-IMAGE_COLUMNS = ["variant", "image_id", "metric", "value"]
+COLUMNS = ["variant", "metric", "value", "n_images", "averaging"]
+IMAGE_COLUMNS = ["variant", "image_id", "metric", "value", "n_fixations"]
 
 
 class EvaluationDataset(Dataset):
@@ -76,6 +76,30 @@ class NegativePool:
             points = load_fixations(row.fixation_path, height, width).astype(np.float64)
             self.points.append(points / np.array([height, width]))
         self.others, self.seed = others, seed
+        self._totals: dict[tuple[int, int], np.ndarray] = {}
+
+    def _counts(self, height: int, width: int, member: int) -> np.ndarray:
+        """The fixations of pool member ``member`` counted on a height x width grid."""
+        points = self.points[member] * [height, width]
+        scaled = np.minimum(points.astype(np.int64), [height - 1, width - 1])
+        counts = np.zeros((height, width), np.float64)
+        np.add.at(counts, (scaled[:, 0], scaled[:, 1]), 1.0)
+        return counts
+
+    def baseline(self, index: int, height: int, width: int, bandwidth: float) -> np.ndarray:
+        """The centre-bias baseline of image ``index``: every pool image's fixations
+        but its own, at this size, blurred by a Gaussian of ``bandwidth`` x each side
+        (a leave-one-out kernel density, the MIT/Tuebingen benchmark's baseline)."""
+        key = (height, width)
+        if key not in self._totals:
+            self._totals[key] = sum(
+                self._counts(height, width, j) for j in range(len(self.members))
+            )
+        counts = self._totals[key]
+        own = np.flatnonzero(self.members == index)
+        if own.size:
+            counts = counts - self._counts(height, width, int(own[0]))
+        return cv2.GaussianBlur(counts, (0, 0), bandwidth * width, sigmaY=bandwidth * height)
 
     def negatives(self, index: int, height: int, width: int) -> np.ndarray:
         """Binary map of the fixations of ``others`` pool images other than ``index``."""
@@ -106,12 +130,19 @@ def evaluate(
     sauc_pool: int,
     seed: int,
     num_workers: int = 0,
+    average: str = "image",
+    information_gain: bool = True,
+    ig_bandwidth: float = 0.05,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean of every metric per variant (columns variant, metric, value, n_images)
-    and every image's scores (variant, image_id, metric, value).
+    """Mean of every metric per variant (columns variant, metric, value, n_images,
+    averaging) and every image's scores (variant, image_id, metric, value,
+    n_fixations).
 
     ``models`` maps a variant name to its model; all of them score the same
-    images against identical references (maps, fixations, negatives, bias).
+    images against identical references (maps, fixations, negatives, bias,
+    the centre-bias baseline of information gain). ``average`` ``fixation``
+    weights each image's fixation-based scores (`metrics.FIXATION_METRICS`) by
+    its number of fixations; the map-based ones are always per image.
     """
     val = val.reset_index(drop=True)
     for model in models.values():
@@ -125,7 +156,9 @@ def evaluate(
     )
     # per-image scores are the output (the failure analysis ranks them): a
     # float per image, variant and metric, in validation order
-    values = {(v, m): np.zeros(len(val)) for v in models for m in metrics.METRICS}
+    names = [m for m in metrics.METRICS if m != "ig" or information_gain]
+    values = {(v, m): np.zeros(len(val)) for v in models for m in names}
+    n_fixations = np.zeros(len(val), np.int64)
     desc = f"evaluate ({', '.join(models)})"
     for batch in tqdm(loader, desc=desc, disable=None):
         images = batch["image"].to(device)
@@ -136,17 +169,31 @@ def evaluate(
         for b, index in enumerate(batch["index"]):
             gt = batch["map"][b]
             height, width = gt.shape
-            fixations = fixation_map(batch["points"][b], height, width)
+            points = batch["points"][b]
+            n_fixations[index] = len(points)
+            fixations = fixation_map(points, height, width)
             others = pool.negatives(index, height, width)
+            baseline = (
+                pool.baseline(index, height, width, ig_bandwidth) if information_gain else None
+            )
             bias = _center_bias(height, width, center_bias_sigma) if center_bias_sigma else 1.0
             for variant, preds in saliency.items():
                 pred = cv2.resize(preds[b], (width, height), interpolation=cv2.INTER_LINEAR)
-                scores = metrics.score_image(pred * bias, gt, fixations, others)
+                scores = metrics.score_image(
+                    pred * bias, gt, fixations, others, names, points=points, baseline=baseline
+                )
                 for metric, value in scores.items():
                     values[variant, metric][index] = value
+    averaging = {m: averaging_of(m, average) for m in names}
     means = pd.DataFrame(
         [
-            {"variant": v, "metric": m, "value": float(x.mean()), "n_images": len(x)}
+            {
+                "variant": v,
+                "metric": m,
+                "value": mean(x, n_fixations, averaging[m]),
+                "n_images": len(x),
+                "averaging": averaging[m],
+            }
             for (v, m), x in values.items()
         ],
         columns=COLUMNS,
@@ -154,10 +201,28 @@ def evaluate(
     images = pd.concat(
         [
             pd.DataFrame(
-                {"variant": v, "image_id": val["image_id"].to_numpy(), "metric": m, "value": x}
+                {
+                    "variant": v,
+                    "image_id": val["image_id"].to_numpy(),
+                    "metric": m,
+                    "value": x,
+                    "n_fixations": n_fixations,
+                }
             )
             for (v, m), x in values.items()
         ],
         ignore_index=True,
     )[IMAGE_COLUMNS]
     return means, images
+
+
+def averaging_of(metric: str, average: str) -> str:
+    """How ``metric``'s mean over images is taken under ``evaluation.average``."""
+    return "fixation" if average == "fixation" and metric in metrics.FIXATION_METRICS else "image"
+
+
+def mean(values: np.ndarray, n_fixations: np.ndarray, averaging: str) -> float:
+    """The mean of per-image ``values``: plain, or weighted by each image's fixations."""
+    if averaging == "fixation" and n_fixations.sum() > 0:
+        return float(np.average(values, weights=n_fixations))
+    return float(values.mean())

@@ -206,6 +206,9 @@ def evaluate_models(
         sauc_pool=cfg["sauc_pool"],
         seed=params["seed"],
         num_workers=max(0, threads - 1),
+        average=cfg["average"],
+        information_gain=cfg["information_gain"],
+        ig_bandwidth=cfg["ig_bandwidth"],
     )
     log.info("\n%s", table.pivot(index="metric", columns="variant", values="value").round(4))
     write_parquet(table, output["metrics"], "metrics")

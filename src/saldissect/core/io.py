@@ -49,8 +49,8 @@ SCHEMAS: dict[str, tuple[str, ...]] = {
         "contrast",
     ),
     "alignment_bootstrap": ("replicate", "basis", "concept", "kind", "value"),
-    "metrics": ("variant", "metric", "value", "n_images"),
-    "image_scores": ("variant", "image_id", "metric", "value"),
+    "metrics": ("variant", "metric", "value", "n_images", "averaging"),
+    "image_scores": ("variant", "image_id", "metric", "value", "n_fixations"),
     "contributions": (
         "concept",
         "category",

@@ -26,13 +26,20 @@ def _model_name(path: str | Path) -> str:
 
 
 def metric_intervals(
-    scores: pd.DataFrame, *, confidence: float = 0.95, replicates: int = 1000, seed: int = 0
+    scores: pd.DataFrame,
+    *,
+    confidence: float = 0.95,
+    replicates: int = 1000,
+    seed: int = 0,
+    per_fixation: frozenset[str] | set[str] = frozenset(),
 ) -> pd.DataFrame:
     """Percentile bootstrap interval of each metric's mean over the validation images.
 
-    ``scores`` holds per-image scores (variant, image_id, metric, value); images
-    are resampled with replacement ``replicates`` times (the same draws for every
-    variant and metric, so variants are compared on identical resamples).
+    ``scores`` holds per-image scores (variant, image_id, metric, value,
+    n_fixations); images are resampled with replacement ``replicates`` times
+    (the same draws for every variant and metric, so variants are compared on
+    identical resamples). The metrics of ``per_fixation`` are averaged as the
+    metrics table does, each image weighted by its fixations.
     Returns variant, metric, low, high.
     """
     rows = []
@@ -41,11 +48,31 @@ def metric_intervals(
     draws = rng.integers(0, len(images), size=(replicates, len(images)))
     alpha = (1.0 - confidence) / 2.0
     for (variant, metric), frame in scores.groupby(["variant", "metric"], sort=True):
-        values = frame.set_index("image_id")["value"].reindex(images).to_numpy(float)
-        means = values[draws].mean(axis=1)
+        frame = frame.set_index("image_id").reindex(images)
+        values = frame["value"].to_numpy(float)
+        if metric in per_fixation:
+            weights = frame["n_fixations"].to_numpy(float)[draws]
+            means = (values[draws] * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1)
+        else:
+            means = values[draws].mean(axis=1)
         low, high = np.quantile(means, [alpha, 1.0 - alpha])
         rows.append({"variant": variant, "metric": metric, "low": low, "high": high})
     return pd.DataFrame(rows, columns=["variant", "metric", "low", "high"])
+
+
+def averaging_note(paths: list[str]) -> str:
+    """One line saying how each metric column of the metrics table is averaged."""
+    frame = pd.concat([read_parquet(p, "metrics") for p in paths])
+    by = frame.groupby("averaging")["metric"].agg(lambda m: ", ".join(sorted(set(m))))
+    words = {
+        "image": "per image",
+        "fixation": "per fixation (each image weighted by its fixations)",
+    }
+    parts = [f"{words[kind]}: {metrics}" for kind, metrics in by.items()]
+    note = "Averaged " + "; ".join(parts) + " (evaluation.average)."
+    if "ig" in set(frame["metric"]):
+        note += " ig: bits per fixation over the centre-bias baseline (docs/method.md 7)."
+    return note
 
 
 def metrics_table(
@@ -55,6 +82,10 @@ def metrics_table(
     model's image_scores.parquet) also ``<metric>_low`` and ``<metric>_high``, the
     bootstrap interval of the mean over validation images."""
     frames = [read_parquet(p, "metrics").assign(model=_model_name(p)) for p in paths]
+    per_fixation = {
+        model: set(frame.loc[frame["averaging"] == "fixation", "metric"])
+        for model, frame in zip(map(_model_name, paths), frames, strict=True)
+    }
     table = (
         pd.concat(frames)
         .pivot_table(index=["model", "variant", "n_images"], columns="metric", values="value")
@@ -67,7 +98,10 @@ def metrics_table(
     bounds = pd.concat(
         [
             metric_intervals(
-                read_parquet(p, "image_scores"), confidence=confidence, seed=seed
+                read_parquet(p, "image_scores"),
+                confidence=confidence,
+                seed=seed,
+                per_fixation=per_fixation.get(_model_name(p), set()),
             ).assign(model=_model_name(p))
             for p in scores
         ]

@@ -46,7 +46,8 @@ def make_tables(
         metrics, _paths(input["image_scores"]), confidence=params["confidence"], seed=params["seed"]
     )
     write_atomic(out["metrics_csv"], lambda tmp: table.to_csv(tmp, index=False))
-    markdown = reporting.with_brackets(table).to_markdown(index=False, floatfmt=".3f") + "\n"
+    markdown = reporting.with_brackets(table).to_markdown(index=False, floatfmt=".3f")
+    markdown += "\n\n" + reporting.averaging_note(metrics) + "\n"
     write_atomic(out["metrics_md"], lambda tmp: tmp.write_text(markdown))
     write_table(reporting.top_semantics_table(contributions), out["top_csv"], out["top_md"])
     write_table(reporting.categories_table(categories), out["categories_csv"], out["categories_md"])
