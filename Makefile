@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
-# Two pytest workers, each taking whole test files: the Slurm test mostly
-# waits on status checks, so the end-to-end runs use the CPU meanwhile.
+# Two pytest workers, each taking whole test files in collection order, which
+# tests/conftest.py makes the slow end-to-end runs first, longest first: the
+# Slurm test mostly waits on status checks, so the other runs use the CPU
+# meanwhile, and the many short tests fill in at the end.
 TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -33,7 +35,7 @@ sweep: $(STAMP)
 	@echo "Table: results/sweep/tables/recovery.md (every world, readout and control)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

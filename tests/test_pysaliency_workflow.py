@@ -1,5 +1,6 @@
 """A dataset written by pysaliency's own ``to_hdf5`` through the workflow, beside
-the same images in the SALICON layout, compared by compare_training_data.
+the same images in the SALICON layout, compared by compare_training_data, for
+a torchvision CNN trunk.
 
 Both datasets hold one world's images and fixations (pysaliency's with its own
 train/val split); the import's blur is the world's (0.03 of 80 pixels), so the
@@ -19,7 +20,13 @@ from worlds import world
 from saldissect.data import synthetic
 
 WORLD = world(seed=3)
-TRUNK = {"block": "basic", "layers": [1, 1, 1, 1], "widths": [8, 8, 16, 16], "stem_width": 8}
+CNN = {
+    "arch": "torchvision",
+    "network": "mobilenet_v3_small",
+    "layer": "features.6",
+    "input_size": [96, 128],
+    "n_bases": 8,
+}
 SHORT = {"epochs": 1, "batch_size": 8, "lr": 1.0e-3, "schedule": "onecycle"}
 
 
@@ -59,16 +66,8 @@ def config(datasets):
         "threads": 1,
         "device": "cpu",
         "datasets": datasets,
-        "models": {
-            "dinet": {
-                "arch": "dinet",
-                "input_size": [64, 80],
-                "n_bases": 8,
-                "backbone": TRUNK,
-                "encoder_channels": 8,
-                "encoder_dilations": [1, 2, 4],
-            }
-        },
+        # a CNN from torchvision, cut at a stage (a plug-in, docs/method.md 1.1)
+        "models": {"mobilenet": CNN},
         "train": {"phase1": SHORT, "phase2": SHORT, "interaction": SHORT},
         "thresholds": {"batch_size": 8},
         "dissection": {"batch_size": 8},
@@ -80,7 +79,7 @@ def config(datasets):
     }
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=45)
 def test_a_pysaliency_dataset_trains_and_evaluates_beside_a_salicon_layout_one(
     workflow_dir, two_sources
 ):

@@ -48,6 +48,9 @@ MODELS = {
     },
 }
 SHORT = {"epochs": 1, "batch_size": 8, "lr": 1.0e-3, "schedule": "onecycle"}
+# Every model's tables and figures (every variant, dissection, readouts and
+# contributions), DINet's failure analysis.
+TARGETS = ("results/salicon/tables/metrics.md", "results/salicon/figures/failures_dinet.png")
 
 
 @pytest.fixture
@@ -99,7 +102,7 @@ def test_salicon_preset_plans_every_stage_for_all_three_models(workflow_dir, rea
         assert f"results/salicon/{model}/baseline/model.pt" in plan.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=150)
 def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_layout):
     config = {
         "threads": 1,
@@ -114,9 +117,12 @@ def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_lay
         "progressive": {"epochs": []},
         "contributions": {"bootstrap": 10},
         "failures": {"min_images": 1},
+        # the interaction head and the failure and example analyses read P and
+        # scores whatever the architecture: test_workflow.py runs them for DINet
+        "interaction": {"enabled": False},
     }
     (workflow_dir / "real.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(workflow_dir, "--configfile", "real.yaml")
+    run = snakemake(workflow_dir, *TARGETS, "--configfile", "real.yaml")
     assert run.returncode == 0, run.stderr[-3000:]
     results = workflow_dir / "results/salicon"
     train = pd.read_parquet(results / "data/train.parquet")
@@ -146,16 +152,17 @@ def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_lay
     assert len(failures) > 0 and (failures["n_worst_images"] == 1).all()
     assert not (workflow_dir / "results/world").exists()  # nothing synthetic was drawn
     # nothing to do now; a key no rule reads as a param reruns nothing (only
-    # the heatmap reads interaction.top_concepts)
-    assert "Nothing to be done" in snakemake(workflow_dir, "-n", "--configfile", "real.yaml").stdout
-    other = {**config, "interaction": {"top_concepts": 3}}
+    # the forest plot reads failures.top)
+    plan = snakemake(workflow_dir, "-n", *TARGETS, "--configfile", "real.yaml").stdout
+    assert "Nothing to be done" in plan
+    other = {**config, "failures": {**config["failures"], "top": 3}}
     (workflow_dir / "other.yaml").write_text(yaml.safe_dump(other))
-    plan = snakemake(workflow_dir, "-n", "--configfile", "other.yaml").stdout
-    assert planned_rules(plan) == {"plot_interactions", "all"}, plan[-2000:]
+    plan = snakemake(workflow_dir, "-n", *TARGETS, "--configfile", "other.yaml").stdout
+    assert planned_rules(plan) == {"plot_failures"}, plan[-2000:]
     # changed raw data (a map rewritten) reruns prepare_data and what follows
     changed = next((real_layout / "salicon/maps/train").iterdir())
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
-    plan = snakemake(workflow_dir, "-n", "--configfile", "real.yaml").stdout
+    plan = snakemake(workflow_dir, "-n", *TARGETS, "--configfile", "real.yaml").stdout
     assert {"prepare_data", "train_phase1"} <= planned_rules(plan), plan[-2000:]
 
 

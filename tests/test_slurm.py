@@ -5,7 +5,8 @@ GPUs) is brought up in a temporary directory by tests/slurm/cluster.py and
 stopped by PID afterwards, even when a test fails. Three runs then go at once:
 
 - slurm: the tiny world of test_workflow.py (without its shuffled control, with
-  gpus: 1 so that every GPU rule asks for one) with `--profile profiles/slurm`,
+  gpus: 1 so that every GPU rule asks for one) up to its recovery and metrics
+  tables (`TARGETS`) with `--profile profiles/slurm`,
   plus tests/slurm/profile, which only adapts the status checks to a cluster
   without slurmdbd: every job must be a completed Slurm job, GPU rules must
   have asked for --gpus=1;
@@ -48,8 +49,11 @@ REQUIRE = os.environ.get("SALDISSECT_REQUIRE_SLURM") == "1"
 # The tiny world on CPU, one thread per job, and one GPU asked for by every GPU rule.
 TINY_SLURM = {"device": "cpu", "threads": 1, "gpus": 1}
 RUN_TIMEOUT = 600
+# Every GPU rule of a model and a table rule that runs where Snakemake does (the
+# interaction analyses, examples and failures add jobs of the same kinds).
+TARGETS = ["results/synthetic/tables/recovery.md", "results/synthetic/tables/metrics.md"]
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=260)
 
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.?$")
 SBATCH = re.compile(r"sbatch call: (sbatch .*)$")
@@ -216,13 +220,13 @@ def runs(cluster, tmp_path_factory) -> dict[str, Run]:
     world too small for one batch, so its prepare_data job fails on the cluster.
     """
     base = tmp_path_factory.mktemp("slurm-runs")
-    on_slurm = ["--profile", "profiles/slurm", "--workflow-profile", str(OVERLAY)]
+    on_slurm = [*TARGETS, "--profile", "profiles/slurm", "--workflow-profile", str(OVERLAY)]
     plans = {
         "slurm": (scratch_copy(base / "slurm"), [*on_slurm, "--verbose"], cluster.env),
         "broken": (scratch_copy(base / "broken", synthetic={"n_train": 4}), on_slurm, cluster.env),
         "local": (
             scratch_copy(base / "local"),
-            ["--profile", "profiles/local", "--cores", "2"],
+            [*TARGETS, "--profile", "profiles/local", "--cores", "2"],
             {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")},
         ),
     }

@@ -113,7 +113,7 @@ def executed_rules(output: str) -> set[str]:
     return set(rows) - {"total"}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=280)
 def test_whole_workflow_on_a_tiny_world(workflow_dir):
     config = yaml.safe_load(TINY)
     for key, value in EXTENDED.items():
@@ -188,7 +188,7 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
         "synthetic/tables/top_semantics.csv",
     ]
     before = {t: (results / t).read_bytes() for t in tables}
-    rerun = snakemake(workflow_dir, "--forcerun", "results/synthetic/dinet_small/alignment.parquet")
+    rerun = snakemake(workflow_dir, "--forcerun", "results/synthetic/dinet_small/readouts.parquet")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert all((results / t).read_bytes() == before[t] for t in tables)
     # `snakemake tables` rebuilds every table and figure from the artifacts alone
