@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,11 @@ def test_a_link_of_ours_whose_controller_runs_is_taken(tmp_path):
     shutil.copy(shutil.which("sleep"), controller)
     with subprocess.Popen([str(controller), "30"]) as process:
         try:
+            comm = Path(f"/proc/{process.pid}/comm")
+            deadline = time.monotonic() + 10
+            while comm.read_text().strip() != "slurmctld" and time.monotonic() < deadline:
+                time.sleep(0.05)  # a loaded machine may not have run the exec yet
+            assert comm.read_text().strip() == "slurmctld", comm.read_text()
             conf = link(tmp_path, cluster_folder(tmp_path, process.pid) / "slurm.conf")
             assert not stale_system_conf(conf)
             assert system_conf_taken(conf)

@@ -180,17 +180,14 @@ def test_whole_workflow_on_a_tiny_world(workflow_dir):
     # nothing left to do: a second run plans no job
     again = snakemake(workflow_dir, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
-    # rerunning a stage gives identical tables (whole runs are compared in
-    # tests/test_slurm.py, training from the same seed in tests/test_training.py)
+    # (two whole runs give identical artifacts: tests/test_slurm.py; training
+    # from the same seed: tests/test_training.py)
     tables = [
         "synthetic/tables/recovery.csv",
         "synthetic/tables/metrics.csv",
         "synthetic/tables/top_semantics.csv",
     ]
     before = {t: (results / t).read_bytes() for t in tables}
-    rerun = snakemake(workflow_dir, "--forcerun", "results/synthetic/dinet_small/readouts.parquet")
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert all((results / t).read_bytes() == before[t] for t in tables)
     # `snakemake tables` rebuilds every table and figure from the artifacts alone
     figures = sorted(p.relative_to(results) for p in results.glob("*/figures/*.png"))
     for folder in [*results.glob("*/tables"), *results.glob("*/figures")]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +179,10 @@ def write_layout(samples: dict[str, Iterator[Sample]], root: Path, *, total: int
 def _pysaliency():
     try:
         import h5py  # noqa: F401  (pysaliency's HDF5 readers import it lazily)
-        import pysaliency
+
+        with warnings.catch_warnings():  # pysaliency 0.2.22 imports pkg_resources
+            warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+            import pysaliency
     except ImportError as error:
         raise DatasetImportError(f"{INSTALL_PYSALIENCY} ({error})") from None
     return pysaliency
