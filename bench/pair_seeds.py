@@ -45,6 +45,12 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--model", default="dinet_small")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--readout",
+        choices=["attended", "split"],
+        default=None,
+        help="interaction.readout (default: the config's)",
+    )
     args = parser.parse_args()
     schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
     config = validate_config(yaml.safe_load((ROOT / "config/config.yaml").read_text()), schema)
@@ -79,6 +85,7 @@ def main() -> None:
                 run / "phase1/model.pt",
                 scratch,
                 dim=cfg["dim"],
+                readout=args.readout or cfg["readout"],
                 threads=args.threads,
                 device="cpu",
             )
@@ -132,7 +139,11 @@ def main() -> None:
         )
         print(rows[-1], file=sys.stderr, flush=True)
     result = pd.DataFrame(rows)
-    print(f"planted pair: {source} -> {target} (+{pair['weight']}), {args.dataset}/{args.model}")
+    readout = args.readout or cfg["readout"]
+    print(
+        f"planted pair: {source} -> {target} (+{pair['weight']}), {args.dataset}/{args.model}, "
+        f"interaction.readout {readout}"
+    )
     print(result.to_markdown(index=False, floatfmt=".2f"))
     first_s = int(result["rank by S"].str.startswith("1 of").sum())
     first_z = int(result["rank by pair z"].str.startswith("1 of").sum())

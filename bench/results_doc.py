@@ -88,6 +88,13 @@ SECTIONS = [
         "Rule `prepare_data` on a generated Visual Genome JSON of the real size.",
     ),
     (
+        "import_memory",
+        "Importing a pysaliency dataset",
+        "`bench/import_memory.py`: rule `import_dataset`'s function on pysaliency files of two "
+        "sizes, written by pysaliency's own `to_hdf5`; the import streams one stimulus at a "
+        "time, so its peak memory should stay flat with the number of stimuli.",
+    ),
+    (
         "paper_scale",
         "The paper-shaped run at N and 4N",
         "`bench/paper_scale.py`: the whole workflow on paper-shaped data at two sizes; every model "

@@ -46,6 +46,44 @@ def test_only_queries_keys_and_readout_exist():
     assert head.readout.bias is None and head.readout.kernel_size == (1, 1)
 
 
+def logits(head, prob):
+    return torch.logit(head(prob, tuple(prob.shape[-2:])).clamp(1e-7, 1 - 1e-7))
+
+
+def test_the_attended_readout_never_lifts_a_cell_above_every_cell_it_reads():
+    """conv1x1(A P^T) is a convex mixture of the cells' own conv1x1(P): the reason
+    for readout split, whose second readout of the cell's own maps lifts it."""
+    for seed in range(8):
+        head = random_head(seed=seed)
+        prob = torch.rand(2, 6, 4, 5)
+        with torch.no_grad():
+            own = head.readout(prob).flatten(1)  # each cell's logit read alone
+            mixed = logits(head, prob).flatten(1)
+        assert (mixed <= own.max(1, keepdim=True).values + 1e-4).all()
+        assert (mixed >= own.min(1, keepdim=True).values - 1e-4).all()
+    split = inter.InteractionHead(6, dim=8, readout="split")
+    with torch.no_grad():
+        split.readout.weight.copy_(head.readout.weight)
+        split.query.load_state_dict(head.query.state_dict())
+        split.key.load_state_dict(head.key.state_dict())
+        split.own.weight.fill_(1.0)
+        lifted = logits(split, prob).flatten(1)
+    assert torch.allclose(lifted, mixed + prob.sum(1).flatten(1), atol=1e-3)
+    assert (lifted > own.max(1, keepdim=True).values).any()
+
+
+def test_a_split_head_is_loaded_back_as_split(tmp_path):
+    from saldissect.core.io import save_checkpoint
+
+    head = inter.InteractionHead(6, dim=8, readout="split")
+    meta = {"head": "interaction", "dim": 8, "readout": "split"}
+    save_checkpoint({"model": head.state_dict(), "meta": meta}, tmp_path / "model.pt")
+    loaded = inter.load_head(tmp_path / "model.pt", 6, 8, "cpu")
+    assert loaded.kind == "split" and torch.equal(loaded.own.weight, head.own.weight)
+    with pytest.raises(ValueError, match="readout 'mean'"):
+        inter.InteractionHead(6, readout="mean")
+
+
 @pytest.mark.parametrize("budget", [1e-5, 0.002, 256.0])  # 1 row, a few rows, all rows
 def test_blocked_statistics_match_the_whole_attention(budget):
     head = random_head()

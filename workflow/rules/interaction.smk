@@ -27,6 +27,7 @@ rule train_interaction:
         model=get_model_config,
         train=get_frozen_training("interaction"),
         dim=config["interaction"]["dim"],
+        readout=config["interaction"]["readout"],
         seed=config["seed"],
         device=config["device"],
     script:

@@ -6,7 +6,10 @@ probability maps ``P`` (B x N x h x w) as ``hw`` tokens of N values:
 - queries ``Q = Linear_{N->d}(P^T)`` and keys ``K = Linear_{N->d}(P^T)``;
 - attention ``A = softmax(Q K^T)`` over grid cells (hw x hw per image, rows
   sum to 1; no ``1/sqrt(d)`` scale, as in the reference);
-- ``X = A P^T`` (hw x N) and saliency ``upsample(sigmoid(conv1x1_{N->1}(X)))``.
+- ``X = A P^T`` (hw x N) and saliency ``upsample(sigmoid(conv1x1_{N->1}(X)))``;
+  with ``interaction.readout: split`` (not the reference's) the logit adds a
+  second 1x1 readout of the cell's own ``P``, so that what a cell attends to
+  can raise it above every cell it attends to (a convex mixture cannot).
 
 Only the queries, keys and the 1x1 conv train. Conventions of the analyses:
 
@@ -66,6 +69,11 @@ ALIGNMENT_METRICS = ("cc", "sim", "kld", "nss")
 
 
 # ------------------------------------------------------------------------ model
+#: ``attended``: the reference's ``conv1x1(A P^T)``; ``split``: ``conv1x1(A P^T) +
+#: conv1x1'(P)``, a cell's own maps read apart from what it attends to.
+READOUTS = ("attended", "split")
+
+
 class InteractionHead(nn.Module):
     """Queries, keys and the 1x1 readout of the interaction variant.
 
@@ -74,14 +82,18 @@ class InteractionHead(nn.Module):
     ``readout``) are stable: checkpoints and analyses rely on them.
     """
 
-    def __init__(self, n_bases: int, *, dim: int = 256) -> None:
+    def __init__(self, n_bases: int, *, dim: int = 256, readout: str = "attended") -> None:
         super().__init__()
         if n_bases < 1 or dim < 1:
             raise ValueError(f"n_bases and dim must be positive, got {n_bases} and {dim}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout {readout!r}: one of {READOUTS}")
         self.query = nn.Linear(n_bases, dim)
         self.key = nn.Linear(n_bases, dim)
         self.readout = nn.Conv2d(n_bases, 1, 1, bias=False)
-        self.n_bases, self.dim = n_bases, dim
+        # readout "split": a cell's own maps get a 1x1 readout of their own
+        self.own = nn.Conv2d(n_bases, 1, 1, bias=False) if readout == "split" else None
+        self.n_bases, self.dim, self.kind = n_bases, dim, readout
 
     def tokens(self, prob: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``P^T`` (B x hw x N), ``Q`` and ``K`` (B x hw x d)."""
@@ -99,7 +111,10 @@ class InteractionHead(nn.Module):
         return mixed.transpose(1, 2).reshape(prob.shape)
 
     def forward(self, prob: Tensor, size: tuple[int, int]) -> Tensor:
-        saliency = torch.sigmoid(self.readout(self.attend(prob)))
+        logit = self.readout(self.attend(prob))
+        if self.own is not None:
+            logit = logit + self.own(prob)
+        saliency = torch.sigmoid(logit)
         if tuple(saliency.shape[-2:]) == tuple(size):
             return saliency
         return nnf.interpolate(saliency, size=size, mode="bilinear", align_corners=False)
@@ -234,6 +249,7 @@ def train_interaction(
     out_dir: str | Path,
     *,
     dim: int,
+    readout: str = "attended",
     threads: int = 1,
     device: str = "auto",
     cache: dict[str, str] | None = None,
@@ -246,7 +262,7 @@ def train_interaction(
     """
     out_dir, dev = start_training(out_dir, cfg, device)
     frozen = load_frozen(model_cfg, phase1_checkpoint, dev)
-    head = InteractionHead(frozen.n_bases, dim=dim).to(dev)
+    head = InteractionHead(frozen.n_bases, dim=dim, readout=readout).to(dev)
     return fit_on_frozen_maps(
         frozen,
         head,
@@ -257,7 +273,7 @@ def train_interaction(
         model_cfg,
         cfg,
         out_dir,
-        {"head": "interaction", "dim": dim, "phase1": str(phase1_checkpoint)},
+        {"head": "interaction", "dim": dim, "readout": readout, "phase1": str(phase1_checkpoint)},
         threads=threads,
         device=dev,
         cache=cache,
@@ -265,8 +281,11 @@ def train_interaction(
 
 
 def load_head(checkpoint: str | Path, n_bases: int, dim: int, device) -> InteractionHead:
-    head = InteractionHead(n_bases, dim=dim)
-    head.load_state_dict(load_checkpoint(checkpoint)["model"])
+    """The trained head; its readout kind from the checkpoint's metadata."""
+    state = load_checkpoint(checkpoint)
+    readout = state.get("meta", {}).get("readout", "attended")
+    head = InteractionHead(n_bases, dim=dim, readout=readout)
+    head.load_state_dict(state["model"])
     return head.to(device).eval()
 
 

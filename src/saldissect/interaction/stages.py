@@ -25,6 +25,7 @@ def train_interaction(
         **training_run(input, output, params),
         phase1_checkpoint=input["phase1"],
         dim=params["dim"],
+        readout=params["readout"],
         threads=threads,
         device=params["device"],
         cache=prob_cache_inputs(input),
