@@ -641,7 +641,7 @@ def get_final_outputs():
 # The mem_mb and runtime of every job come from saldissect.training.resources.estimate,
 # the data's size, the model, the batch, and the attempt (a retried job asks
 # for twice, then three times as much).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+from saldissect.core.io import IMAGE_SUFFIXES
 
 
 @lru_cache(maxsize=None)

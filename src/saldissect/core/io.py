@@ -18,6 +18,9 @@ import pandas as pd
 
 from saldissect.core.errors import UserError
 
+#: Image files the readers take (SALICON's layout, Visual Genome's, an import's).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
 #: The contrast and regression readouts with their intervals
 #: (`saldissect.analysis.readouts`), in readouts.parquet and contributions.parquet.
 READOUT_COLUMNS = (

@@ -19,8 +19,6 @@ import scipy.io
 import torch
 from torch.utils.data import Dataset
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
 
 # ---------------------------------------------------------------------- SALICON
 def load_fixations(

@@ -45,7 +45,7 @@ import scipy.io
 from tqdm import tqdm
 
 from saldissect.core.errors import MissingFileError, UserError
-from saldissect.data.datasets import IMAGE_SUFFIXES
+from saldissect.core.io import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

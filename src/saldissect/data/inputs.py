@@ -31,8 +31,8 @@ import pandas as pd
 from PIL import Image
 
 from saldissect.core.errors import UserError
-from saldissect.core.io import check_schema
-from saldissect.data.datasets import IMAGE_SUFFIXES, load_fixations
+from saldissect.core.io import IMAGE_SUFFIXES, check_schema
+from saldissect.data.datasets import load_fixations
 from saldissect.data.vocabulary import COCO_CATEGORIES, attribute_concept, object_concept
 
 Problem = tuple[str, str]
