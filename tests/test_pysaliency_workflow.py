@@ -9,34 +9,20 @@ agree between the two sources.
 """
 
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import yaml
 from pysaliency_data import write_pysaliency
+from test_plugins import CNN as TORCHVISION_CNN
+from test_real_layout import snakemake
 from worlds import world
 
 from saldissect.data import synthetic
 
 WORLD = world(seed=3)
-CNN = {
-    "arch": "torchvision",
-    "network": "mobilenet_v3_small",
-    "layer": "features.6",
-    "input_size": [96, 128],
-    "n_bases": 8,
-}
+CNN = {**TORCHVISION_CNN, "n_bases": 8}
 SHORT = {"epochs": 1, "batch_size": 8, "lr": 1.0e-3, "schedule": "onecycle"}
-
-
-def snakemake(cwd, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
 
 
 @pytest.fixture
