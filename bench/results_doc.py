@@ -62,6 +62,12 @@ SECTIONS = [
         "entry, and the largest pair z of any pair.",
     ),
     (
+        "interactions_split",
+        "The planted interaction with the split readout",
+        "The same over the same 8 seeds with `interaction.readout: split` (docs/method.md 6), "
+        "the option that lets context lift a cell above the cells it attends to.",
+    ),
+    (
         "interaction_memory",
         "Interaction analysis and training memory",
         "Peak memory of the attention over grid cells, bounded by `interaction.attention_mb`.",
