@@ -55,6 +55,17 @@ def test_every_module_lives_in_a_family_sub_package():
     assert {family(m) for m in modules()} - {None} == set(LAYERS)
 
 
+def test_the_readmes_library_table_lists_every_module_of_each_family():
+    rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", (ROOT / "README.md").read_text(), re.M)
+    listed = {name: set(re.findall(r"`(\w+)`", cells)) for name, cells in rows if name in LAYERS}
+    assert set(listed) == set(LAYERS)
+    for name in LAYERS:
+        present = {
+            m.split(".")[2] for m in modules() if family(m) == name and not m.endswith("__init__")
+        }
+        assert listed[name] == present, name
+
+
 def test_each_family_imports_only_itself_and_the_families_below_it():
     upward = []
     for module, path in modules().items():
