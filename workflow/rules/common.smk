@@ -265,8 +265,10 @@ def is_synthetic(dataset):
     return config["datasets"][dataset]["source"] == "synthetic"
 
 
-# Sources that rule import_dataset writes into the SALICON layout first.
+# Sources that rule import_dataset writes into the SALICON layout first, and the
+# keys naming their raw files.
 IMPORTED_SOURCES = ("pysaliency", "mit1003", "cat2000")
+IMPORTED_FILES = ("stimuli", "fixations", "val_stimuli", "val_fixations", "folder")
 
 
 def is_imported(dataset):
@@ -280,15 +282,7 @@ def imported_layout(dataset):
 def get_import_config(wildcards):
     """What import_dataset reads: the dataset's source keys, the split's defaults filled."""
     dataset = config["datasets"][wildcards.dataset]
-    keys = (
-        "source",
-        "stimuli",
-        "fixations",
-        "val_stimuli",
-        "val_fixations",
-        "folder",
-        "blur",
-    )
+    keys = ("source", *IMPORTED_FILES, "blur")
     return {
         **{key: dataset[key] for key in keys if key in dataset},
         "val_fraction": dataset.get("val_fraction", 0.2),
@@ -299,19 +293,7 @@ def get_import_config(wildcards):
 def get_import_manifest(wildcards):
     """The imported dataset's raw files, summarised (changed files rerun the import)."""
     cfg = get_import_config(wildcards)
-    return _manifest(
-        *sorted(
-            cfg[key]
-            for key in (
-                "stimuli",
-                "fixations",
-                "val_stimuli",
-                "val_fixations",
-                "folder",
-            )
-            if key in cfg
-        )
-    )
+    return _manifest(*sorted(cfg[key] for key in IMPORTED_FILES if key in cfg))
 
 
 def pick(section, *keys):

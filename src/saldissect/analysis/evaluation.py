@@ -78,10 +78,14 @@ class NegativePool:
         self.others, self.seed = others, seed
         self._totals: dict[tuple[int, int], np.ndarray] = {}
 
+    def _pixels(self, member: int, height: int, width: int) -> np.ndarray:
+        """Pool member ``member``'s fixations as (row, col) pixels of a height x width image."""
+        points = self.points[member] * [height, width]
+        return np.minimum(points.astype(np.int64), [height - 1, width - 1])
+
     def _counts(self, height: int, width: int, member: int) -> np.ndarray:
         """The fixations of pool member ``member`` counted on a height x width grid."""
-        points = self.points[member] * [height, width]
-        scaled = np.minimum(points.astype(np.int64), [height - 1, width - 1])
+        scaled = self._pixels(member, height, width)
         counts = np.zeros((height, width), np.float64)
         np.add.at(counts, (scaled[:, 0], scaled[:, 1]), 1.0)
         return counts
@@ -105,8 +109,7 @@ class NegativePool:
         """Binary map of the fixations of ``others`` pool images other than ``index``."""
         order = np.random.default_rng([self.seed, index]).permutation(len(self.members))
         chosen = order[self.members[order] != index][: self.others]
-        points = np.concatenate([self.points[j] for j in chosen]) * [height, width]
-        scaled = np.minimum(points.astype(np.int64), [height - 1, width - 1])
+        scaled = np.concatenate([self._pixels(j, height, width) for j in chosen])
         out = np.zeros((height, width), np.float32)
         out[scaled[:, 0], scaled[:, 1]] = 1.0
         return out

@@ -73,11 +73,16 @@ class Sample:
 
 
 # ------------------------------------------------------------------ the split
+def held_out(total: int, fraction: float) -> int:
+    """How many of ``total`` images validation holds: ``fraction``, at least one, never all."""
+    return min(total - 1, max(1, round(fraction * total))) if total > 1 else 0
+
+
 def validation_names(names: list[str], fraction: float, seed: int) -> set[str]:
     """``fraction`` of ``names`` (at least one, never all), drawn with ``seed``."""
     if len(names) < 2:
         raise DatasetImportError(f"{len(names)} image(s): too few to split into train and val")
-    count = min(len(names) - 1, max(1, round(fraction * len(names))))
+    count = held_out(len(names), fraction)
     order = np.random.default_rng(seed).permutation(len(names))
     return {names[i] for i in order[:count]}
 
@@ -373,8 +378,13 @@ def mit1003_triples(folder: Path) -> list[tuple[str, Path, Path, Path]]:
     return triples
 
 
+def cat2000_train(folder: Path) -> Path:
+    """CAT2000's ``trainSet`` under ``folder``, or ``folder`` itself when it is that."""
+    return folder / "trainSet" if (folder / "trainSet").is_dir() else folder
+
+
 def cat2000_triples(folder: Path) -> list[tuple[str, Path, Path, Path]]:
-    train = folder / "trainSet" if (folder / "trainSet").is_dir() else folder
+    train = cat2000_train(folder)
     stimuli = train / "Stimuli"
     if not stimuli.is_dir():
         raise MissingFileError(f"{stimuli}: CAT2000 trainSet/Stimuli folder not found")
@@ -438,8 +448,8 @@ def source_size(cfg: dict) -> dict[str, int]:
         stimuli = (
             folder / "ALLSTIMULI"
             if cfg["source"] == "mit1003"
-            else (folder / "trainSet" if (folder / "trainSet").is_dir() else folder) / "Stimuli"
+            else cat2000_train(folder) / "Stimuli"
         )
         total = sum(1 for p in stimuli.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
-    val = min(total - 1, max(1, round(cfg["val_fraction"] * total))) if total > 1 else 0
+    val = held_out(total, cfg["val_fraction"])
     return {"train": total - val, "val": val}

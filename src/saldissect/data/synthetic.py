@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from saldissect.core.io import write_atomic, write_parquet
 from saldissect.core.metrics import center_bias
+from saldissect.data.imports import blurred_map, fixation_counts
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -403,11 +404,10 @@ def sample_fixations(density: np.ndarray, n: int, rng) -> np.ndarray:
 
 
 def saliency_map(points: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Blurred fixation map scaled to 0..255 (uint8), SALICON style."""
-    counts = np.zeros(shape, np.float32)
-    np.add.at(counts, (points[:, 0], points[:, 1]), 1.0)
-    blurred = cv2.GaussianBlur(counts, (0, 0), sigma * shape[1])
-    return np.round(255 * blurred / max(blurred.max(), 1e-12)).astype(np.uint8)
+    """Blurred fixation map scaled to 0..255 (uint8), SALICON style: the blur of an
+    import (`imports.blurred_map`) with ``sigma`` times the width in pixels."""
+    counts = fixation_counts(points[:, 0], points[:, 1], shape)
+    return blurred_map(counts, sigma * shape[1])
 
 
 # ---------------------------------------------------------------------- writing
