@@ -62,6 +62,17 @@ SECTIONS = [
         "entry, and the largest pair z of any pair.",
     ),
     (
+        "pair_learning",
+        "How much of the planted pair the interaction variant learns",
+        "`bench/pair_learning.py` on the default run: the planted pair's effect on the "
+        "source's log density contrast (boosted minus not, less the other objects' shift when "
+        "a target is in the image) in the world's fixation density, in phase two's prediction "
+        "and in each interaction head's (the run's, and heads trained again with each readout "
+        "and seed); the CC that laying the boost on phase two's prediction by hand gains; and "
+        "how well P, and the features the bases are read from, tell the source's cells from the "
+        "target's. A readout of pairs (docs/method.md 6) finds only what a head learned.",
+    ),
+    (
         "interactions_split",
         "The planted interaction with the split readout",
         "The same over the same 8 seeds with `interaction.readout: split` (docs/method.md 6), "

@@ -270,7 +270,7 @@ def pair_world(seed, effect, n_images=300, cells=48, noise=0.4, batch=50):
         masks, plain, attended = map(torch.as_tensor, (masks, plain, attended))
         a, occurs = inter.log_density_contrast(attended, masks)
         p, _ = inter.log_density_contrast(plain, masks)
-        effects.update(a - p, occurs, torch.arange(len(CONCEPTS)))
+        effects.update(a - p, occurs, torch.arange(len(CONCEPTS)), masks)
     return effects.table(CONCEPTS, min_images=5)
 
 
@@ -298,6 +298,31 @@ def test_no_planted_pair_no_pair_stands_out_over_seeds():
     assert quiet >= 7, quiet
 
 
+def test_a_target_on_the_source_only_is_in_neither_side():
+    """An attribute on the object that carries it is the object's make-up, not a pair:
+    images where the target lies only on the source's cells are left out, images
+    where it lies elsewhere count as "with", so a difference that depends on the
+    make-up alone gives no pair effect."""
+    rng = np.random.default_rng(0)
+    effects = inter.PairEffects(2)  # 0: bus, 1: red
+    n = 90
+    masks = torch.zeros(n, 2, 6)
+    masks[:, 0, :3] = 1.0  # a bus in every image
+    painted, elsewhere = np.arange(n) < 30, (np.arange(n) >= 30) & (np.arange(n) < 60)
+    masks[painted, 1, :3] = 1.0  # a red bus: red on the bus's cells
+    masks[elsewhere, 1, 3:] = 1.0  # red on something else
+    difference = torch.as_tensor(rng.normal(0, 0.1, (n, 2)))
+    difference[painted, 0] += 2.0  # a red bus reads differently: its make-up
+    occurs = masks.sum(-1) > 0
+    effects.update(difference, occurs, torch.arange(2), masks)
+    row = effects.table(["bus", "red"], min_images=5).set_index(["source", "target"])
+    assert row.loc[("bus", "red"), "n_with"] == 30 and row.loc[("bus", "red"), "n_without"] == 30
+    assert abs(row.loc[("bus", "red"), "pair_z"]) < 4
+    # had the painted buses counted as "with", the make-up would read as a pair
+    present = torch.as_tensor(painted | elsewhere)
+    assert abs(difference[present, 0].mean() - difference[~present, 0].mean()) > 0.5
+
+
 def test_pair_z_is_welchs_t():
     from scipy import stats
 
@@ -307,7 +332,9 @@ def test_pair_z_is_welchs_t():
     difference = torch.as_tensor(np.concatenate([with_target, without]))[:, None]
     occurs = torch.ones(32, 2, dtype=torch.bool)
     occurs[12:, 1] = False  # the target is in the first 12 images only
-    effects.update(torch.cat([difference, torch.zeros(32, 1)], 1), occurs, torch.arange(2))
+    masks = torch.zeros(32, 2, 4)
+    masks[:, 0, :2], masks[:12, 1, 2:] = 1.0, 1.0  # the target apart from the source
+    effects.update(torch.cat([difference, torch.zeros(32, 1)], 1), occurs, torch.arange(2), masks)
     table = effects.table(["source", "target"], min_images=5).set_index(["source", "target"])
     expected = stats.ttest_ind(with_target, without, equal_var=False).statistic
     assert table.loc[("source", "target"), "pair_z"] == pytest.approx(expected)

@@ -52,6 +52,31 @@ def test_world_reads_back_through_the_real_readers(tmp_path):
     assert planted.set_index("concept")["weight"].to_dict() == CFG["weights"]
 
 
+def test_a_scene_drawn_again_is_the_written_one(tmp_path):
+    """`synthetic.scene` redraws any image of a written world: the same pixels (its
+    JPEG is the written file, byte for byte) and, for the probe set, the boxes its
+    scene graphs hold."""
+    import cv2
+
+    synthetic.write_world(tmp_path, CFG, progress=False)
+    for split, index, path in (
+        ("train", 3, "salicon/images/train/synthetic_train_000003.jpg"),
+        ("val", 1, "salicon/images/val/synthetic_val_000001.jpg"),
+        ("probe", 2, "visual_genome/images/3.jpg"),
+    ):
+        written = (tmp_path / path).read_bytes()
+        for drawn_index, same in ((index, True), (index - 1, False)):
+            image = synthetic.scene(CFG, split, drawn_index).image
+            _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            assert (encoded.tobytes() == written) is same, (split, drawn_index)
+    _, concepts = read_visual_genome(tmp_path / "visual_genome")
+    boxes = concepts[(concepts["image_id"] == 3) & (concepts["kind"] == "object")]
+    scene = synthetic.scene(CFG, "probe", 2)
+    drawn = sorted((o["name"], tuple(int(v) for v in o["box"])) for o in scene.objects)
+    written = zip(boxes["concept"], boxes[["x", "y", "w", "h"]].to_numpy(), strict=True)
+    assert sorted((name, tuple(int(v) for v in box)) for name, box in written) == drawn
+
+
 def test_fixations_follow_the_planted_weights():
     """Positive concepts draw more fixations per pixel than negative ones."""
     weights = {"face": 1.5, "sky": -1.5}

@@ -469,6 +469,14 @@ def planted_table(weights: dict[str, float]) -> pd.DataFrame:
     )
 
 
+def scene(cfg: dict, split: str, index: int) -> Scene:
+    """Image ``index`` of ``split`` (train, val or probe) of the world ``cfg``, drawn
+    again: `write_world` draws each image from a stream of its own, so it is the
+    same scene, pixel for pixel (probe image ``index`` has image_id ``index + 1``)."""
+    weights = {k: float(v) for k, v in cfg["weights"].items()}
+    return draw_scene(_rng(int(cfg["seed"]), split, index), weights, cfg)
+
+
 def _rng(seed: int, stream: str, index: int) -> np.random.Generator:
     """Independent, reproducible stream per (split, image)."""
     code = sum((i + 1) * ord(ch) for i, ch in enumerate(stream))

@@ -367,43 +367,65 @@ class PairEffects:
     """Sums for the pair effect of every (source, target) pair of a vocabulary of K
     concepts (docs/method.md 6, "Pair effects"), one image at a time, K x K each.
 
-    ``update(difference, occurs, cols)``: per image, ``difference`` the interaction
-    variant's `log_density_contrast` minus phase two's (B x K'), ``occurs`` B x K',
-    ``cols`` the K' vocabulary indices. Entry [s, t] accumulates the source s's
-    difference over the images holding s, split by whether t is there too.
+    ``update(difference, occurs, cols, masks)``: per image, ``difference`` the
+    interaction variant's `log_density_contrast` minus phase two's (B x K'),
+    ``occurs`` B x K', ``cols`` the K' vocabulary indices, ``masks`` the concepts'
+    cells (B x K' x cells). Entry [s, t] accumulates the source s's difference over
+    the images holding s, split by whether t is there too, *apart* from s: at least
+    ``APART`` of t's cells outside s's. An image where t lies on s only (an attribute
+    and the object that carries it, a background behind a source that covers it) is
+    in neither side: what it compares is one thing's make-up, not a pair.
     """
+
+    #: the share of the target's cells that must lie outside the source's
+    APART = 0.5
 
     def __init__(self, n_concepts: int) -> None:
         shape = (n_concepts, n_concepts)
         self.n_with = torch.zeros(shape, dtype=torch.float64)
         self.sum_with = torch.zeros(shape, dtype=torch.float64)
         self.square_with = torch.zeros(shape, dtype=torch.float64)
+        self.n_on = torch.zeros(shape, dtype=torch.float64)  # t present, on s only
+        self.sum_on = torch.zeros(shape, dtype=torch.float64)
+        self.square_on = torch.zeros(shape, dtype=torch.float64)
         self.n = torch.zeros(n_concepts, dtype=torch.float64)
         self.sum = torch.zeros(n_concepts, dtype=torch.float64)
         self.square = torch.zeros(n_concepts, dtype=torch.float64)
 
-    def update(self, difference: Tensor, occurs: Tensor, cols: Tensor) -> None:
+    def update(self, difference: Tensor, occurs: Tensor, cols: Tensor, masks: Tensor) -> None:
         d, o = difference.double().cpu(), occurs.double().cpu()
         d = d * o
+        m = (masks.flatten(2) > 0).double().cpu()
+        cells = m.sum(-1)  # B x K'
+        shared = m @ m.transpose(1, 2)  # [b, s, t]: cells of both
+        outside = cells[:, None, :] - shared  # [b, s, t]: t's cells outside s's
+        both = o[:, :, None] * o[:, None, :]
+        apart = both * (outside >= self.APART * cells[:, None, :]).double()
+        on = both - apart
         index = (cols[:, None], cols[None, :])
-        self.n_with[index] += o.T @ o  # [s, t]: images with both
-        self.sum_with[index] += d.T @ o
-        self.square_with[index] += (d * d).T @ o
+        for (n, total, square), weight in (
+            ((self.n_with, self.sum_with, self.square_with), apart),
+            ((self.n_on, self.sum_on, self.square_on), on),
+        ):
+            n[index] += weight.sum(0)  # [s, t]
+            total[index] += torch.einsum("bs,bst->st", d, weight)
+            square[index] += torch.einsum("bs,bst->st", d * d, weight)
         self.n[cols] += o.sum(0)
         self.sum[cols] += d.sum(0)
         self.square[cols] += (d * d).sum(0)
 
     def table(self, names: list[str], min_images: int) -> pd.DataFrame:
         """Long table: source, target, pair_effect (mean difference of the source with
-        the target present minus without), pair_z (Welch's t of it), n_with,
-        n_without; NaN where either side has fewer than ``min_images`` images or
-        source == target."""
+        the target apart from it minus without the target), pair_z (Welch's t of
+        it), n_with, n_without; NaN where either side has fewer than ``min_images``
+        images or source == target."""
         n1 = self.n_with
-        n0 = self.n[:, None] - n1
+        n0 = self.n[:, None] - n1 - self.n_on
         mean1 = self.sum_with / n1.clamp_min(1)
-        mean0 = (self.sum[:, None] - self.sum_with) / n0.clamp_min(1)
+        mean0 = (self.sum[:, None] - self.sum_with - self.sum_on) / n0.clamp_min(1)
         var1 = (self.square_with / n1.clamp_min(1) - mean1**2).clamp_min(0)
-        var0 = ((self.square[:, None] - self.square_with) / n0.clamp_min(1) - mean0**2).clamp_min(0)
+        square0 = self.square[:, None] - self.square_with - self.square_on
+        var0 = (square0 / n0.clamp_min(1) - mean0**2).clamp_min(0)
         var1, var0 = var1 * n1 / (n1 - 1).clamp_min(1), var0 * n0 / (n0 - 1).clamp_min(1)
         effect = mean1 - mean0
         z = effect / torch.sqrt(var1 / n1.clamp_min(1) + var0 / n0.clamp_min(1)).clamp_min(1e-12)
@@ -462,7 +484,7 @@ def pair_effects(
         masks = masks.flatten(2).float()
         attended, occurs = log_density_contrast(head.readout(head.attend(prob)).flatten(1), masks)
         plain, _ = log_density_contrast(torch.einsum("n,bnj->bj", w, prob.flatten(2)), masks)
-        effects.update(attended - plain, occurs, torch.as_tensor(present))
+        effects.update(attended - plain, occurs, torch.as_tensor(present), masks)
     table = effects.table(names, min_images)
     kinds = index.vocabulary.assign(n=effects.n.numpy())
     kept = set(kinds.sort_values("n", ascending=False).drop_duplicates("concept").index)
