@@ -56,7 +56,7 @@ def checkpoints(tmp_path):
     return paths
 
 
-@pytest.mark.slow(seconds=100)
+@pytest.mark.slow(seconds=65)
 def test_imported_checkpoints_run_end_to_end_with_no_training_rule(workflow_dir, checkpoints):
     (workflow_dir / "ref.yaml").write_text(yaml.safe_dump(_config(checkpoints)))
     run = _snakemake(workflow_dir)

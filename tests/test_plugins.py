@@ -126,7 +126,7 @@ TINY = {
 }
 
 
-@pytest.mark.slow(seconds=115)
+@pytest.mark.slow(seconds=110)
 def test_plug_ins_go_through_every_stage(workflow_dir):
     """A module under tests/ and a vision transformer: trained, dissected, scored,
     evaluated and their interactions analysed, with no change to the workflow;

@@ -65,7 +65,7 @@ def config(datasets):
     }
 
 
-@pytest.mark.slow(seconds=45)
+@pytest.mark.slow(seconds=85)
 def test_a_pysaliency_dataset_trains_and_evaluates_beside_a_salicon_layout_one(
     workflow_dir, two_sources
 ):

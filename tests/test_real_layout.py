@@ -102,7 +102,7 @@ def test_salicon_preset_plans_every_stage_for_all_three_models(workflow_dir, rea
         assert f"results/salicon/{model}/baseline/model.pt" in plan.stdout
 
 
-@pytest.mark.slow(seconds=150)
+@pytest.mark.slow(seconds=110)
 def test_real_layout_runs_end_to_end_for_all_three_models(workflow_dir, real_layout):
     config = {
         "threads": 1,

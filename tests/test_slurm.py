@@ -53,7 +53,7 @@ RUN_TIMEOUT = 600
 # interaction analyses, examples and failures add jobs of the same kinds).
 TARGETS = ["results/synthetic/tables/recovery.md", "results/synthetic/tables/metrics.md"]
 
-pytestmark = pytest.mark.slow(seconds=260)
+pytestmark = pytest.mark.slow(seconds=250)
 
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.?$")
 SBATCH = re.compile(r"sbatch call: (sbatch .*)$")

@@ -7,7 +7,7 @@ import yaml
 from test_workflow import TINY, snakemake
 
 
-@pytest.mark.slow(seconds=50)
+@pytest.mark.slow(seconds=90)
 def test_the_sweep_runs_a_world_in_its_own_folder(workflow_dir):
     config = yaml.safe_load(TINY)
     config["sweep"] = {"seeds": [5], "permutations": [], "no_pair_seeds": [], "controls": 0}

@@ -113,7 +113,7 @@ def executed_rules(output: str) -> set[str]:
     return set(rows) - {"total"}
 
 
-@pytest.mark.slow(seconds=280)
+@pytest.mark.slow(seconds=360)
 def test_whole_workflow_on_a_tiny_world(workflow_dir):
     config = yaml.safe_load(TINY)
     for key, value in EXTENDED.items():
