@@ -342,3 +342,44 @@ def test_pair_z_is_welchs_t():
     assert np.isnan(table.loc[("target", "target"), "pair_z"])
     few = effects.table(["source", "target"], min_images=13)
     assert few["pair_z"].isna().all()
+
+
+def test_pair_effects_read_the_heads_whole_logit(tmp_path):
+    """Pair effects compare the head's prediction with phase two's: a split head whose
+    attended readout is zero and whose own readout is phase two's linearised one
+    predicts what phase two predicts, so every pair effect is 0; the same head
+    with an attended readout shows effects."""
+    from test_training import MODEL
+
+    from saldissect.data.inputs import read_visual_genome
+    from saldissect.training.train import build_model
+
+    synthetic.write_world(tmp_path, world(n_probe=30, objects_per_image=[2, 4]), progress=False)
+    probe, concepts = read_visual_genome(tmp_path / "visual_genome")
+    torch.manual_seed(0)
+    frozen = build_model(MODEL, "factorised").eval()
+    weights = torch.randn(frozen.n_bases)
+    head = inter.InteractionHead(frozen.n_bases, dim=8, readout="split").eval()
+    with torch.no_grad():
+        head.readout.weight.zero_()
+        head.own.weight.copy_(weights.view(1, -1, 1, 1))
+
+    def effects():
+        return inter.pair_effects(
+            frozen,
+            head,
+            weights,
+            probe,
+            concepts,
+            tuple(MODEL["input_size"]),
+            min_cover=0.5,
+            min_images=2,
+            batch_size=8,
+            device=torch.device("cpu"),
+        )["pair_effect"].dropna()
+
+    same = effects()
+    assert len(same) > 0 and same.abs().max() < 1e-6
+    with torch.no_grad():
+        head.readout.weight.normal_()
+    assert effects().abs().max() > 1e-3

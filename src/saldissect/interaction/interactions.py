@@ -110,11 +110,16 @@ class InteractionHead(nn.Module):
         mixed = nnf.scaled_dot_product_attention(q, k, tokens, scale=1.0)
         return mixed.transpose(1, 2).reshape(prob.shape)
 
-    def forward(self, prob: Tensor, size: tuple[int, int]) -> Tensor:
+    def logit(self, prob: Tensor) -> Tensor:
+        """The saliency logit on the grid, B x 1 x h x w (the own readout added for
+        ``split``)."""
         logit = self.readout(self.attend(prob))
         if self.own is not None:
             logit = logit + self.own(prob)
-        saliency = torch.sigmoid(logit)
+        return logit
+
+    def forward(self, prob: Tensor, size: tuple[int, int]) -> Tensor:
+        saliency = torch.sigmoid(self.logit(prob))
         if tuple(saliency.shape[-2:]) == tuple(size):
             return saliency
         return nnf.interpolate(saliency, size=size, mode="bilinear", align_corners=False)
@@ -482,7 +487,7 @@ def pair_effects(
             batch["index"].numpy(), tuple(prob.shape[2:]), min_cover, device
         )
         masks = masks.flatten(2).float()
-        attended, occurs = log_density_contrast(head.readout(head.attend(prob)).flatten(1), masks)
+        attended, occurs = log_density_contrast(head.logit(prob).flatten(1), masks)
         plain, _ = log_density_contrast(torch.einsum("n,bnj->bj", w, prob.flatten(2)), masks)
         effects.update(attended - plain, occurs, torch.as_tensor(present), masks)
     table = effects.table(names, min_images)
