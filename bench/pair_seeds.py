@@ -6,13 +6,16 @@ in its source's row by the paper's S and by the pair effect's z
     .venv/bin/python bench/pair_seeds.py --seeds 0 1 2 3 4 5 6 7
 
 Reads results/<dataset>/ of a finished `make run` (phase one, phase two's basis
-weights, thresholds, alignment, splits) and the config's planted pair; each
-head is trained in a scratch folder and dropped.
+weights, thresholds, alignment, splits) and the config's planted pair, or those of
+the run in ``--workdir`` with its ``--configfile`` (a sweep world's: ``--workdir
+results/sweep/seed3/work --configfile world.yaml``); each head is trained in a
+scratch folder and dropped. A world with no planted pair reports its largest pair z.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -42,6 +45,13 @@ def strongest_other(table: pd.DataFrame, source: str, target: str, column: str) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=ROOT,
+        help="the finished run's folder, e.g. a sweep world's results/sweep/seed3/work",
+    )
+    parser.add_argument("--configfile", default="config/config.yaml", help="its config, there")
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--model", default="dinet_small")
     parser.add_argument("--threads", type=int, default=2)
@@ -52,13 +62,14 @@ def main() -> None:
         help="interaction.readout (default: the config's)",
     )
     args = parser.parse_args()
+    os.chdir(args.workdir)  # the run's tables name its files from there
     schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
-    config = validate_config(yaml.safe_load((ROOT / "config/config.yaml").read_text()), schema)
+    config = validate_config(yaml.safe_load(Path(args.configfile).read_text()), schema)
     model_cfg, cfg = config["models"][args.model], config["interaction"]
     pair = config["synthetic"]["interaction"]
     source, target = pair["source"], pair["target"]
-    run = ROOT / "results" / args.dataset / args.model
-    data = ROOT / "results" / args.dataset / "data"
+    run = Path("results", args.dataset, args.model)
+    data = Path("results", args.dataset, "data")
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     frozen = inter.load_frozen(model_cfg, run / "phase1/model.pt", device)
@@ -120,36 +131,41 @@ def main() -> None:
             device=device,
         )
         table = inter.with_pair_effects(semantic, effects)
-        by_s, size_s = pair_rank(table, source, target)
-        by_z, size_z = pair_rank(table, source, target, "pair_z")
-        chosen = table[(table["source"] == source) & (table["target"] == target)]
         val_cc = history[history["split"] == "val"]["cc"].iloc[-1]
-        rows.append(
-            {
-                "seed": seed,
-                "val CC": val_cc,
+        row = {"seed": seed, "val CC": val_cc}
+        if source:  # a world with no planted pair has only its largest pair z
+            by_s, size_s = pair_rank(table, source, target)
+            by_z, size_z = pair_rank(table, source, target, "pair_z")
+            chosen = table[(table["source"] == source) & (table["target"] == target)]
+            row |= {
                 "rank by S": f"{by_s:g} of {size_s}",
                 "S's strongest other": strongest_other(table, source, target, "weight"),
                 "rank by pair z": f"{by_z:g} of {size_z}",
                 "pair z": float(chosen["pair_z"].iloc[0]),
                 "pair z's strongest other": strongest_other(table, source, target, "pair_z"),
-                "largest pair z (any pair)": f"{effects['pair_z'].max():.2f}",
-                "seconds": time.perf_counter() - start,
             }
-        )
+        top = effects.loc[effects["pair_z"].idxmax()]
+        row |= {
+            "largest pair z (any pair)": f"{top['pair_z']:.2f} {top['source']}->{top['target']}",
+            "seconds": time.perf_counter() - start,
+        }
+        rows.append(row)
         print(rows[-1], file=sys.stderr, flush=True)
     result = pd.DataFrame(rows)
     readout = args.readout or cfg["readout"]
+    planted = f"{source} -> {target} (+{pair['weight']})" if source else "none"
     print(
-        f"planted pair: {source} -> {target} (+{pair['weight']}), {args.dataset}/{args.model}, "
+        f"planted pair: {planted}, {args.workdir.name}: {args.dataset}/{args.model}, "
         f"interaction.readout {readout}"
     )
     print(result.to_markdown(index=False, floatfmt=".2f"))
-    first_s = int(result["rank by S"].str.startswith("1 of").sum())
-    first_z = int(result["rank by pair z"].str.startswith("1 of").sum())
-    print(
-        f"\nfirst in its row: by S {first_s} of {len(result)}, by pair z {first_z} of {len(result)}"
-    )
+    if source:
+        first_s = int(result["rank by S"].str.startswith("1 of").sum())
+        first_z = int(result["rank by pair z"].str.startswith("1 of").sum())
+        print(
+            f"\nfirst in its row: by S {first_s} of {len(result)}, "
+            f"by pair z {first_z} of {len(result)}"
+        )
 
 
 if __name__ == "__main__":
