@@ -154,8 +154,9 @@ def main() -> None:
     result = pd.DataFrame(rows)
     readout = args.readout or cfg["readout"]
     planted = f"{source} -> {target} (+{pair['weight']})" if source else "none"
+    where = "" if args.workdir == ROOT else f"{args.workdir}: "
     print(
-        f"planted pair: {planted}, {args.workdir.name}: {args.dataset}/{args.model}, "
+        f"planted pair: {planted}, {where}{args.dataset}/{args.model}, "
         f"interaction.readout {readout}"
     )
     print(result.to_markdown(index=False, floatfmt=".2f"))

@@ -79,6 +79,14 @@ SECTIONS = [
         "the option that lets context lift a cell above the cells it attends to.",
     ),
     (
+        "pair_worlds",
+        "The planted interaction on the sweep's worlds",
+        "`bench/pair_worlds.sh`: `bench/pair_seeds.py` with training seed 0 on each sweep "
+        "world's stored run (`--workdir results/sweep/<world>/work`), for both readouts: the "
+        "planted pair's rank where one is planted, and the largest pair z of the world with "
+        "none and of its two shuffled controls (the null the no-pair world is judged by).",
+    ),
+    (
         "interaction_memory",
         "Interaction analysis and training memory",
         "Peak memory of the attention over grid cells, bounded by `interaction.attention_mb`.",
