@@ -268,9 +268,9 @@ def pair_world(seed, effect, n_images=300, cells=48, noise=0.4, batch=50):
         has_face = masks[:, face].any(1)
         attended += effect * masks[:, word] * has_face[:, None]
         masks, plain, attended = map(torch.as_tensor, (masks, plain, attended))
-        a, occurs = inter.log_density_contrast(attended, masks)
+        a, _ = inter.log_density_contrast(attended, masks)
         p, _ = inter.log_density_contrast(plain, masks)
-        effects.update(a - p, occurs, torch.arange(len(CONCEPTS)), masks)
+        effects.update(a - p, torch.arange(len(CONCEPTS)), masks)
     return effects.table(CONCEPTS, min_images=5)
 
 
@@ -313,8 +313,7 @@ def test_a_target_on_the_source_only_is_in_neither_side():
     masks[elsewhere, 1, 3:] = 1.0  # red on something else
     difference = torch.as_tensor(rng.normal(0, 0.1, (n, 2)))
     difference[painted, 0] += 2.0  # a red bus reads differently: its make-up
-    occurs = masks.sum(-1) > 0
-    effects.update(difference, occurs, torch.arange(2), masks)
+    effects.update(difference, torch.arange(2), masks)
     row = effects.table(["bus", "red"], min_images=5).set_index(["source", "target"])
     assert row.loc[("bus", "red"), "n_with"] == 30 and row.loc[("bus", "red"), "n_without"] == 30
     assert abs(row.loc[("bus", "red"), "pair_z"]) < 4
@@ -330,11 +329,9 @@ def test_pair_z_is_welchs_t():
     rng = np.random.default_rng(0)
     with_target, without = rng.normal(0.5, 1.0, 12), rng.normal(0.0, 2.0, 20)
     difference = torch.as_tensor(np.concatenate([with_target, without]))[:, None]
-    occurs = torch.ones(32, 2, dtype=torch.bool)
-    occurs[12:, 1] = False  # the target is in the first 12 images only
     masks = torch.zeros(32, 2, 4)
     masks[:, 0, :2], masks[:12, 1, 2:] = 1.0, 1.0  # the target apart from the source
-    effects.update(torch.cat([difference, torch.zeros(32, 1)], 1), occurs, torch.arange(2), masks)
+    effects.update(torch.cat([difference, torch.zeros(32, 1)], 1), torch.arange(2), masks)
     table = effects.table(["source", "target"], min_images=5).set_index(["source", "target"])
     expected = stats.ttest_ind(with_target, without, equal_var=False).statistic
     assert table.loc[("source", "target"), "pair_z"] == pytest.approx(expected)

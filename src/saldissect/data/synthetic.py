@@ -535,16 +535,16 @@ def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
             (salicon / sub / split).mkdir(parents=True, exist_ok=True)
         for i in tqdm(range(count), desc=f"synthetic {split}", disable=not progress):
             rng = _rng(seed, split, i)
-            scene = draw_scene(rng, weights, cfg)
-            density = fixation_density(scene.value, cfg)
+            drawn = draw_scene(rng, weights, cfg)  # the fixations go on drawing from rng
+            density = fixation_density(drawn.value, cfg)
             n_fix = cfg["observers"] * cfg["fixations_per_observer"]
             points = sample_fixations(density, n_fix, rng)
             name = f"synthetic_{split}_{i:06d}"
             if split == "val":
-                val_scenes.append((i + 1, i, scene.objects))
+                val_scenes.append((i + 1, i, drawn.objects))
             cv2.imwrite(
                 str(salicon / "images" / split / f"{name}.jpg"),
-                scene.image,
+                drawn.image,
                 [cv2.IMWRITE_JPEG_QUALITY, 95],
             )
             cv2.imwrite(
@@ -562,11 +562,11 @@ def write_world(root: str | Path, cfg: dict, progress: bool = True) -> None:
     (vg / "images").mkdir(parents=True, exist_ok=True)
     probe_scenes = []
     for i in tqdm(range(cfg["n_probe"]), desc="synthetic probe", disable=not progress):
-        scene = draw_scene(_rng(seed, "probe", i), weights, cfg)
+        drawn = scene(cfg, "probe", i)
         cv2.imwrite(
-            str(vg / "images" / f"{i + 1}.jpg"), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 95]
+            str(vg / "images" / f"{i + 1}.jpg"), drawn.image, [cv2.IMWRITE_JPEG_QUALITY, 95]
         )
-        probe_scenes.append((i + 1, None, scene.objects))
+        probe_scenes.append((i + 1, None, drawn.objects))
     _write_scene_graphs(vg, probe_scenes, cfg)
     # The validation images' scene graphs, linked by coco_id as Visual Genome
     # links its COCO images (the failure analysis reads them).

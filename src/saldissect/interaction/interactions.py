@@ -372,10 +372,10 @@ class PairEffects:
     """Sums for the pair effect of every (source, target) pair of a vocabulary of K
     concepts (docs/method.md 6, "Pair effects"), one image at a time, K x K each.
 
-    ``update(difference, occurs, cols, masks)``: per image, ``difference`` the
-    interaction variant's `log_density_contrast` minus phase two's (B x K'),
-    ``occurs`` B x K', ``cols`` the K' vocabulary indices, ``masks`` the concepts'
-    cells (B x K' x cells). Entry [s, t] accumulates the source s's difference over
+    ``update(difference, cols, masks)``: per image, ``difference`` the interaction
+    variant's `log_density_contrast` minus phase two's (B x K'), ``cols`` the K'
+    vocabulary indices, ``masks`` the concepts' cells (B x K' x cells; a concept
+    occurs where it has one). Entry [s, t] accumulates the source s's difference over
     the images holding s, split by whether t is there too, *apart* from s: at least
     ``APART`` of t's cells outside s's. An image where t lies on s only (an attribute
     and the object that carries it, a background behind a source that covers it) is
@@ -397,11 +397,11 @@ class PairEffects:
         self.sum = torch.zeros(n_concepts, dtype=torch.float64)
         self.square = torch.zeros(n_concepts, dtype=torch.float64)
 
-    def update(self, difference: Tensor, occurs: Tensor, cols: Tensor, masks: Tensor) -> None:
-        d, o = difference.double().cpu(), occurs.double().cpu()
-        d = d * o
+    def update(self, difference: Tensor, cols: Tensor, masks: Tensor) -> None:
         m = (masks.flatten(2) > 0).double().cpu()
         cells = m.sum(-1)  # B x K'
+        o = (cells > 0).double()
+        d = difference.double().cpu() * o
         shared = m @ m.transpose(1, 2)  # [b, s, t]: cells of both
         outside = cells[:, None, :] - shared  # [b, s, t]: t's cells outside s's
         both = o[:, :, None] * o[:, None, :]
@@ -487,9 +487,9 @@ def pair_effects(
             batch["index"].numpy(), tuple(prob.shape[2:]), min_cover, device
         )
         masks = masks.flatten(2).float()
-        attended, occurs = log_density_contrast(head.logit(prob).flatten(1), masks)
+        attended, _ = log_density_contrast(head.logit(prob).flatten(1), masks)
         plain, _ = log_density_contrast(torch.einsum("n,bnj->bj", w, prob.flatten(2)), masks)
-        effects.update(attended - plain, occurs, torch.as_tensor(present), masks)
+        effects.update(attended - plain, torch.as_tensor(present), masks)
     table = effects.table(names, min_images)
     kinds = index.vocabulary.assign(n=effects.n.numpy())
     kept = set(kinds.sort_values("n", ascending=False).drop_duplicates("concept").index)
