@@ -1,0 +1,236 @@
+"""Is it the features? Interaction heads trained on phase one's P, and on P with the
+planted pair's true masks added, and the pair effect each one learns.
+
+    .venv/bin/python bench/pair_features.py
+    .venv/bin/python bench/pair_features.py --seeds 0 1 2 3 --epochs 40
+
+`bench/pair_learning.py` finds that no interaction head learns the planted pair.
+This separates the two things a head needs: features in which the source's
+cells can single out the target's, and a head and output that can carry the
+effect once they do. Each head (`saldissect.interaction.interactions.InteractionHead`,
+``attended`` or ``split``) is trained on the training images in a plain loop
+(Adam, one-cycle, the reference loss of `saldissect.training.train.saliency_loss`,
+the config's ``train.interaction`` epochs, batch size and lr) on one of:
+
+- ``P``: phase one's probability maps, as the workflow's head reads them;
+- ``P + masks``: two more channels, the grid cells the source's and the
+  target's boxes cover (at least half a cell), drawn from each scene again.
+
+Its saliency is ``sigmoid(logit)`` as in the workflow, or ``exp(logit)`` (an
+output that does not saturate; the loss max-normalises both). The pair effect
+is `bench/pair_learning.py`'s, on the probe images: the source's log density
+contrast boosted minus not, less the other objects' shift with a target in the
+image. Reads results/<dataset>/ of a finished `make run` (or ``--workdir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as nnf
+import yaml
+from pair_learning import boosted, contrast, pair_table
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from saldissect.analysis.dissection import coverage_masks  # noqa: E402
+from saldissect.core.config import load_schema, validate_config  # noqa: E402
+from saldissect.core.io import read_parquet  # noqa: E402
+from saldissect.data import synthetic  # noqa: E402
+from saldissect.data.datasets import ImageDataset, SaliencyDataset  # noqa: E402
+from saldissect.interaction import interactions as inter  # noqa: E402
+from saldissect.training.train import batch_cc, saliency_loss  # noqa: E402
+
+OUTPUTS = ("sigmoid", "exp")
+
+
+def pair_masks(world: dict, split: str, index: int, names: tuple[str, str], grid) -> torch.Tensor:
+    """2 x h x w: the cells the source's and the target's boxes cover in one scene."""
+    scene = synthetic.scene(world, split, index)
+    boxes = [
+        np.asarray([o["box"] for o in scene.objects if o["name"] == name], np.float32)
+        for name in names
+    ]
+    masks = torch.zeros(2, *grid)
+    present = [k for k, b in enumerate(boxes) if len(b)]
+    if present:
+        masks[present] = coverage_masks(
+            [boxes[k] for k in present], scene.value.shape, grid, 0.5
+        ).float()
+    return masks
+
+
+@torch.no_grad()
+def inputs(frozen, table, size, world, split, names, ids):
+    """P, the pair's masks, and (for the training and validation images) maps and
+    fixations at the input size, for every image of ``table``."""
+    dataset = ImageDataset(table, size) if split == "probe" else SaliencyDataset(table, size)
+    prob, masks, maps, fixations = [], [], [], []
+    for batch in DataLoader(dataset, batch_size=32):
+        p = frozen(batch["image"])["prob"].float()
+        prob.append(p)
+        masks += [
+            pair_masks(world, split, i, names, p.shape[2:]) for i in ids[len(masks) :][: len(p)]
+        ]
+        if split != "probe":
+            maps.append(batch["map"])
+            fixations.append(batch["fixations"])
+    out = {"prob": torch.cat(prob), "masks": torch.stack(masks)}
+    if maps:
+        out |= {"map": torch.cat(maps), "fixations": torch.cat(fixations)}
+    return out
+
+
+def saliency(head, bias, features: torch.Tensor, output: str, size) -> torch.Tensor:
+    logit = head.logit(features) + bias
+    if output == "exp":  # exp(logit) up to a constant, which max-normalising removes
+        map_ = torch.exp(logit - logit.flatten(1).amax(1).view(-1, 1, 1, 1))
+    else:
+        map_ = torch.sigmoid(logit)
+    return nnf.interpolate(map_, size=size, mode="bilinear", align_corners=False)
+
+
+def train_head(data, features: str, readout: str, output: str, seed: int, cfg, dim, size):
+    torch.manual_seed(seed)
+    x = feature_stack(data["train"], features)
+    head = inter.InteractionHead(x.shape[1], dim=dim, readout=readout)
+    bias = torch.nn.Parameter(torch.zeros(()))
+    optimiser = torch.optim.Adam([*head.parameters(), bias], lr=cfg["lr"])
+    batch, epochs = cfg["batch_size"], cfg["epochs"]
+    steps = epochs * (len(x) // batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, cfg["lr"], total_steps=steps)
+    maps, fixations = data["train"]["map"], data["train"]["fixations"]
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for start in range(0, len(x) - batch + 1, batch):
+            rows = order[start : start + batch]
+            pred = saliency(head, bias, x[rows], output, size)
+            loss, _ = saliency_loss(pred, maps[rows], fixations[rows])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+    return head.eval(), bias.detach()
+
+
+def feature_stack(split: dict, features: str) -> torch.Tensor:
+    if features == "P":
+        return split["prob"]
+    return torch.cat([split["prob"], split["masks"]], 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=ROOT, help="where the run's results are")
+    parser.add_argument(
+        "--configfile", default="config/config.yaml", help="the run's, in --workdir"
+    )
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--model", default="dinet_small")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
+    parser.add_argument("--dim", type=int, default=None, help="default: the config's")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    os.chdir(args.workdir)
+    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+    config = validate_config(yaml.safe_load(Path(args.configfile).read_text()), schema)
+    world, model_cfg = config["synthetic"], config["models"][args.model]
+    pair = world.get("interaction") or {}
+    if not pair.get("source") or not pair.get("weight"):
+        sys.exit("synthetic.interaction plants no pair: nothing to measure")
+    names = (pair["source"], pair["target"])
+    quiet = {**world, "interaction": {**pair, "weight": 0.0}}
+    cfg = {**config["train"]["interaction"]}
+    cfg["epochs"] = args.epochs or cfg["epochs"]
+    dim, size = args.dim or config["interaction"]["dim"], tuple(model_cfg["input_size"])
+    torch.set_num_threads(args.threads)
+    run, folder = Path("results", args.dataset, args.model), Path("results", args.dataset, "data")
+    frozen = inter.load_frozen(model_cfg, run / "phase1/model.pt", torch.device("cpu"))
+    tables = {s: read_parquet(folder / f"{s}.parquet", "split") for s in ("train", "val")}
+    tables["probe"] = read_parquet(folder / "probe.parquet", "probe").reset_index(drop=True)
+    ids = {s: list(range(len(t))) for s, t in tables.items()}
+    ids["probe"] = [int(i) - 1 for i in tables["probe"]["image_id"]]
+    begin = time.perf_counter()
+    data = {s: inputs(frozen, t, size, world, s, names, ids[s]) for s, t in tables.items()}
+    print(
+        f"P and masks of {sum(len(t) for t in tables.values())} images: "
+        f"{time.perf_counter() - begin:.0f} s"
+    )
+    scenes = [boosted(world, quiet, "probe", i) for i in ids["probe"]]
+    variants = [
+        (f, r, o)
+        for f in ("P", "P + masks")
+        for r, o in (("attended", "sigmoid"), ("split", "sigmoid"), ("split", "exp"))
+    ]
+    rows = []
+    for (features, readout, output), seed in tqdm(
+        [(v, s) for v in variants for s in args.seeds], desc="heads", unit="head"
+    ):
+        head, bias = train_head(data, features, readout, output, seed, cfg, dim, size)
+        with torch.no_grad():
+            cc = batch_cc(
+                saliency(head, bias, feature_stack(data["val"], features), output, size),
+                data["val"]["map"],
+            ).mean()
+            shape = (world["height"], world["width"])
+            pred = saliency(head, bias, feature_stack(data["probe"], features), output, shape)
+            density = pred[:, 0].double().clamp_min(1e-12)
+            density = (density / density.sum((1, 2), keepdim=True)).numpy()
+        objects = []
+        for b, (scene, flags, _) in enumerate(scenes):
+            has_target = any(o["name"] == names[1] for o in scene.objects)
+            truth = synthetic.fixation_density(scene.value, world)
+            for o, flag in zip(scene.objects, flags, strict=True):
+                if o["box"][2] * o["box"][3] == 0:
+                    continue
+                objects.append(
+                    {
+                        "name": o["name"],
+                        "boosted": flag and o["name"] == names[0],
+                        "target_in_image": has_target,
+                        "world": contrast(truth, o["box"]),
+                        "head": contrast(density[b], o["box"]),
+                    }
+                )
+        effects = pair_table(pd.DataFrame(objects), ["world", "head"], *names)["pair effect"]
+        rows.append(
+            {
+                "features": features,
+                "readout": readout,
+                "output": output,
+                "seed": seed,
+                "world's pair effect": effects.iloc[0],
+                "pair effect learned": effects.iloc[1],
+                "val CC": float(cc),
+            }
+        )
+    results = pd.DataFrame(rows)
+    print(
+        f"\nplanted pair {names[0]} -> {names[1]} (+{pair['weight']}), {args.dataset}/"
+        f"{args.model}, {cfg['epochs']} epochs, dim {dim}; pair effect on "
+        f"{len(scenes)} probe images\n"
+    )
+    print(results.to_markdown(index=False, floatfmt=".3f"))
+    summary = results.groupby(["features", "readout", "output"], sort=False).agg(
+        learned_mean=("pair effect learned", "mean"),
+        learned_min=("pair effect learned", "min"),
+        learned_max=("pair effect learned", "max"),
+        val_cc=("val CC", "mean"),
+    )
+    print(f"\nOver seeds {', '.join(map(str, args.seeds))}:\n")
+    print(summary.reset_index().to_markdown(index=False, floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
