@@ -13,7 +13,7 @@ effect once they do. Each head (`saldissect.interaction.interactions.Interaction
 the config's ``train.interaction`` epochs, batch size and lr) on one of:
 
 - ``P``: phase one's probability maps, as the workflow's head reads them;
-- ``P + masks``: two more channels, the grid cells the source's and the
+- ``P+masks``: two more channels, the grid cells the source's and the
   target's boxes cover (at least half a cell), drawn from each scene again.
 
 Its saliency is ``sigmoid(logit)`` as in the workflow, or ``exp(logit)`` (an
@@ -51,7 +51,7 @@ from saldissect.data.datasets import ImageDataset, SaliencyDataset  # noqa: E402
 from saldissect.interaction import interactions as inter  # noqa: E402
 from saldissect.training.train import batch_cc, saliency_loss  # noqa: E402
 
-OUTPUTS = ("sigmoid", "exp")
+FEATURES = ("P", "P+masks")
 
 
 def pair_masks(world: dict, split: str, index: int, names: tuple[str, str], grid) -> torch.Tensor:
@@ -138,6 +138,14 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--model", default="dinet_small")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--features",
+        nargs="+",
+        default=list(FEATURES),
+        choices=list(FEATURES),
+        metavar="F",
+        help=f"which inputs to train heads on (default: both of {', '.join(FEATURES)})",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
     parser.add_argument("--dim", type=int, default=None, help="default: the config's")
     parser.add_argument("--threads", type=int, default=2)
@@ -170,7 +178,7 @@ def main() -> None:
     scenes = [boosted(world, quiet, "probe", i) for i in ids["probe"]]
     variants = [
         (f, r, o)
-        for f in ("P", "P + masks")
+        for f in args.features
         for r, o in (("attended", "sigmoid"), ("split", "sigmoid"), ("split", "exp"))
     ]
     rows = []
