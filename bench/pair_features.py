@@ -13,7 +13,7 @@ effect once they do. Each head (`saldissect.interaction.interactions.Interaction
 the config's ``train.interaction`` epochs, batch size and lr) on one of:
 
 - ``P``: phase one's probability maps, as the workflow's head reads them;
-- ``P+masks``: two more channels, the grid cells the source's and the
+- ``P + masks`` (``--features masks``): two more channels, the grid cells the source's and the
   target's boxes cover (at least half a cell), drawn from each scene again.
 
 Its saliency is ``sigmoid(logit)`` as in the workflow, or ``exp(logit)`` (an
@@ -51,7 +51,8 @@ from saldissect.data.datasets import ImageDataset, SaliencyDataset  # noqa: E402
 from saldissect.interaction import interactions as inter  # noqa: E402
 from saldissect.training.train import batch_cc, saliency_loss  # noqa: E402
 
-FEATURES = ("P", "P+masks")
+#: ``--features`` choices and the rows they label
+FEATURES = {"P": "P", "masks": "P + masks"}
 
 
 def pair_masks(world: dict, split: str, index: int, names: tuple[str, str], grid) -> torch.Tensor:
@@ -144,7 +145,7 @@ def main() -> None:
         default=list(FEATURES),
         choices=list(FEATURES),
         metavar="F",
-        help=f"which inputs to train heads on (default: both of {', '.join(FEATURES)})",
+        help="P: phase one's maps alone; masks: with the pair's masks added (default: both)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
     parser.add_argument("--dim", type=int, default=None, help="default: the config's")
@@ -178,7 +179,7 @@ def main() -> None:
     scenes = [boosted(world, quiet, "probe", i) for i in ids["probe"]]
     variants = [
         (f, r, o)
-        for f in args.features
+        for f in (FEATURES[name] for name in args.features)
         for r, o in (("attended", "sigmoid"), ("split", "sigmoid"), ("split", "exp"))
     ]
     rows = []
