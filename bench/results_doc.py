@@ -73,6 +73,15 @@ SECTIONS = [
         "target's. A readout of pairs (docs/method.md 6) finds only what a head learned.",
     ),
     (
+        "pair_features",
+        "Whether the features or the head keep the planted pair out",
+        "`bench/pair_features.py` on the default run: interaction heads trained in a plain loop "
+        "(the reference loss, the config's epochs and lr) on phase one's P, and on P with two "
+        "more channels, the grid cells of the source's and the target's boxes; with the "
+        "workflow's sigmoid output and with exp(logit), which does not saturate. The pair "
+        "effect each learns is `pair_learning`'s, on the probe images, for 3 seeds.",
+    ),
+    (
         "interactions_split",
         "The planted interaction with the split readout",
         "The same over the same 8 seeds with `interaction.readout: split` (docs/method.md 6), "
