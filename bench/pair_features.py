@@ -20,7 +20,11 @@ Its saliency is ``sigmoid(logit)`` as in the workflow, or ``exp(logit)`` (an
 output that does not saturate; the loss max-normalises both). The pair effect
 is `bench/pair_learning.py`'s, on the probe images: the source's log density
 contrast boosted minus not, less the other objects' shift with a target in the
-image. Reads results/<dataset>/ of a finished `make run` (or ``--workdir``).
+image. Beside it, the workflow's readout of pairs on each head
+(`saldissect.interaction.interactions.pair_effects`, docs/method.md 6): the planted
+pair's Welch z, its rank in the source's row by it, and the largest pair z of any
+pair: whether the readout finds the pair once a head carries it. Reads
+results/<dataset>/ of a finished `make run` (or ``--workdir``).
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from saldissect.analysis.dissection import coverage_masks  # noqa: E402
+from saldissect.analysis.stages import read_basis_weights  # noqa: E402
 from saldissect.core.config import load_schema, validate_config  # noqa: E402
 from saldissect.core.io import read_parquet  # noqa: E402
 from saldissect.data import synthetic  # noqa: E402
 from saldissect.data.datasets import ImageDataset, SaliencyDataset  # noqa: E402
 from saldissect.interaction import interactions as inter  # noqa: E402
+from saldissect.recovery.recovery import pair_rank  # noqa: E402
 from saldissect.training.train import batch_cc, saliency_loss  # noqa: E402
 
 #: ``--features`` choices and the rows they label
@@ -130,6 +136,39 @@ def feature_stack(split: dict, features: str) -> torch.Tensor:
     return torch.cat([split["prob"], split["masks"]], 1)
 
 
+class WithMasks(torch.nn.Module):
+    """Phase one whose P comes with the probe images' pair masks appended, for
+    `inter.pair_effects`, which reads the probe images in order, one batch a call."""
+
+    def __init__(self, frozen, masks: torch.Tensor | None) -> None:
+        super().__init__()
+        self.frozen, self.masks, self.done = frozen, masks, 0
+
+    def forward(self, image):
+        prob = self.frozen(image)["prob"]
+        if self.masks is None:
+            return {"prob": prob}
+        masks = self.masks[self.done : self.done + len(image)]
+        self.done += len(image)
+        return {"prob": torch.cat([prob, masks], 1)}
+
+
+class Logit(torch.nn.Module):
+    """A trained head as `inter.pair_effects` reads it: a logit whose sigmoid is its
+    density (an exp head's logit lowered by 30 below its maximum, where sigmoid = exp
+    to 1e-13)."""
+
+    def __init__(self, head, bias, output: str) -> None:
+        super().__init__()
+        self.head, self.bias, self.output = head, bias, output
+
+    def logit(self, prob):
+        logit = self.head.logit(prob) + self.bias
+        if self.output == "exp":
+            logit = logit - logit.flatten(1).amax(1).view(-1, 1, 1, 1) - 30
+        return logit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=ROOT, help="where the run's results are")
@@ -177,6 +216,9 @@ def main() -> None:
         f"{time.perf_counter() - begin:.0f} s"
     )
     scenes = [boosted(world, quiet, "probe", i) for i in ids["probe"]]
+    concepts = read_parquet(folder / "concepts.parquet", "concepts")
+    weights = read_basis_weights(run / "basis_weights.parquet")
+    extra = torch.zeros(2, dtype=weights.dtype)  # phase two reads P alone
     variants = [
         (f, r, o)
         for f in (FEATURES[name] for name in args.features)
@@ -213,6 +255,21 @@ def main() -> None:
                     }
                 )
         effects = pair_table(pd.DataFrame(objects), ["world", "head"], *names)["pair effect"]
+        masked = features != "P"
+        readout_table = inter.pair_effects(
+            WithMasks(frozen, data["probe"]["masks"] if masked else None),
+            Logit(head, bias, output),
+            torch.cat([weights, extra]) if masked else weights,
+            tables["probe"],
+            concepts,
+            size,
+            min_cover=config["dissection"]["min_cover"],
+            min_images=config["interaction"]["min_images"],
+            batch_size=config["interaction"]["batch_size"],
+            device=torch.device("cpu"),
+        )
+        rank, length = pair_rank(readout_table, *names, "pair_z")
+        largest = readout_table.dropna(subset=["pair_z"]).nlargest(1, "pair_z").iloc[0]
         rows.append(
             {
                 "features": features,
@@ -222,6 +279,13 @@ def main() -> None:
                 "world's pair effect": effects.iloc[0],
                 "pair effect learned": effects.iloc[1],
                 "val CC": float(cc),
+                "pair z": float(
+                    readout_table.query("source == @names[0] and target == @names[1]")[
+                        "pair_z"
+                    ].iloc[0]
+                ),
+                "rank by pair z": f"{rank:g} of {length}",
+                "largest pair z": f"{largest.pair_z:.2f} ({largest.source} -> {largest.target})",
             }
         )
     results = pd.DataFrame(rows)
@@ -236,6 +300,7 @@ def main() -> None:
         learned_min=("pair effect learned", "min"),
         learned_max=("pair effect learned", "max"),
         val_cc=("val CC", "mean"),
+        first_by_pair_z=("rank by pair z", lambda r: int((r.str.split().str[0] == "1").sum())),
     )
     print(f"\nOver seeds {', '.join(map(str, args.seeds))}:\n")
     print(summary.reset_index().to_markdown(index=False, floatfmt=".3f"))

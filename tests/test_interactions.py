@@ -250,10 +250,12 @@ def test_interaction_names_planted_objects():
 CONCEPTS = ["face", "word", "bus", "ball", "sky", "field"]
 
 
-def pair_world(seed, effect, n_images=300, cells=48, noise=0.4, batch=50):
+def pair_world(seed, effect, n_images=300, cells=48, noise=0.4, batch=50, own=0.0, apart=True):
     """Per image a few concepts on random cells, the phase-two logit and the
     interaction variant's: the same plus noise, plus ``effect`` on word's cells
-    when a face is in the image (the planted pair word <- face; 0: none)."""
+    when a face is in the image (the planted pair word <- face; 0: none), plus
+    ``own`` on face's own cells (the variant attends to faces more or less than
+    phase two: no pair). ``apart=False`` reads the pairs without `log_density_rest`."""
     rng = np.random.default_rng(seed)
     weights = rng.normal(0, 1, len(CONCEPTS))
     word, face = CONCEPTS.index("word"), CONCEPTS.index("face")
@@ -261,16 +263,19 @@ def pair_world(seed, effect, n_images=300, cells=48, noise=0.4, batch=50):
     for _ in range(0, n_images, batch):
         masks = np.zeros((batch, len(CONCEPTS), cells), np.float32)
         for image in range(batch):
-            for concept in rng.choice(len(CONCEPTS), size=int(rng.integers(2, 5)), replace=False):
-                masks[image, concept, rng.choice(cells, size=8, replace=False)] = 1.0
+            chosen = rng.choice(len(CONCEPTS), size=int(rng.integers(2, 5)), replace=False)
+            spots = rng.permutation(cells)  # objects on cells of their own
+            for k, concept in enumerate(chosen):
+                masks[image, concept, spots[8 * k : 8 * k + 8]] = 1.0
         plain = np.einsum("c,bcj->bj", weights, masks) + rng.normal(0, 0.3, (batch, cells))
         attended = plain + rng.normal(0, noise, (batch, cells))
         has_face = masks[:, face].any(1)
-        attended += effect * masks[:, word] * has_face[:, None]
+        attended += effect * masks[:, word] * has_face[:, None] + own * masks[:, face]
         masks, plain, attended = map(torch.as_tensor, (masks, plain, attended))
         a, _ = inter.log_density_contrast(attended, masks)
         p, _ = inter.log_density_contrast(plain, masks)
-        effects.update(a - p, torch.arange(len(CONCEPTS)), masks)
+        rest = inter.log_density_rest(attended, masks) - inter.log_density_rest(plain, masks)
+        effects.update(a - p, torch.arange(len(CONCEPTS)), masks, rest if apart else None)
     return effects.table(CONCEPTS, min_images=5)
 
 
@@ -296,6 +301,44 @@ def test_no_planted_pair_no_pair_stands_out_over_seeds():
         table = pair_world(seed, effect=0.0)
         quiet += table["pair_z"].abs().max() < 3.5
     assert quiet >= 7, quiet
+
+
+def test_a_target_the_variant_attends_to_more_or_less_is_no_pair_over_seeds():
+    """A variant that gives faces less density than phase two (-1 on their logit) and
+    plants no pair: every other concept's share rises in images with a face. Taken
+    against the cells outside the face, no pair stands out in at least 7 of 8 worlds;
+    against the whole image, most rows would peak at face."""
+    quiet = peaked = 0
+    for seed in range(8):
+        table = pair_world(seed, effect=0.0, own=-1.0)
+        quiet += table["pair_z"].abs().max() < 3.5
+        naive = pair_world(seed, effect=0.0, own=-1.0, apart=False)
+        sources = [c for c in CONCEPTS if c != "face"]
+        peaked += sum(pair_rank(naive, c, "face", "pair_z")[0] == 1 for c in sources) >= 3
+    assert quiet >= 7, quiet
+    assert peaked >= 7, peaked  # the reading it replaces
+
+
+def test_a_planted_pair_is_found_beside_a_target_attended_less_over_seeds():
+    first = 0
+    for seed in range(8):
+        table = pair_world(seed, effect=0.6, own=-1.0)
+        first += pair_rank(table, "word", "face", "pair_z")[0] == 1
+    assert first >= 7, first
+
+
+def test_log_density_rest_sets_the_targets_cells_aside_but_not_the_sources():
+    logit = torch.randn(3, 10)
+    masks = torch.zeros(3, 3, 10)
+    masks[:, 0, :4] = 1.0  # the source on cells 0-3
+    masks[:, 1, 2:7] = 1.0  # the target on cells 2-6, two of them the source's
+    density = torch.sigmoid(logit.double())
+    density = density / density.sum(-1, keepdim=True)
+    kept = torch.tensor([0, 1, 2, 3, 7, 8, 9])  # outside the target, or the source's
+    expected = torch.log(density[:, kept].mean(-1) / density.mean(-1))
+    rest = inter.log_density_rest(logit, masks)
+    assert torch.allclose(rest[:, 0, 1], expected)
+    assert (rest[:, :, 2] == 0).all() and (rest[:, 2, :] == 0).all()  # concept 2 absent
 
 
 def test_a_target_on_the_source_only_is_in_neither_side():

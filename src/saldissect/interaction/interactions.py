@@ -368,18 +368,42 @@ def log_density_contrast(logit: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
     return torch.where(occurs, torch.log(ratio.clamp_min(1e-12)), 0.0), occurs
 
 
+def log_density_rest(logit: Tensor, masks: Tensor) -> Tensor:
+    """Per image, source s and target t, log(mean predicted density on the cells
+    outside t's, s's own cells kept / mean density over the image) (B x K' x K';
+    0 where t is absent, where nothing is left, or where s is absent): the reference
+    `PairEffects` takes s's contrast against, so that t's own share of the density
+    is set aside. Density as in `log_density_contrast`."""
+    density = torch.sigmoid(logit.double())
+    density = density / density.sum(-1, keepdim=True)
+    m = masks.double()
+    total = m.shape[-1]
+    mass, cells = torch.einsum("bkj,bj->bk", m, density), m.sum(-1)
+    shared_mass = (m * density[:, None]) @ m.transpose(1, 2)  # [b, s, t]
+    shared = m @ m.transpose(1, 2)
+    left = total - cells[:, None, :] + shared  # cells outside t, or on s
+    rest = (1 - mass[:, None, :] + shared_mass).clamp_min(1e-12) / left.clamp_min(1) * total
+    valid = (cells[:, :, None] > 0) & (cells[:, None, :] > 0) & (left > 0)
+    return torch.where(valid, torch.log(rest), 0.0)
+
+
 class PairEffects:
     """Sums for the pair effect of every (source, target) pair of a vocabulary of K
     concepts (docs/method.md 6, "Pair effects"), one image at a time, K x K each.
 
-    ``update(difference, cols, masks)``: per image, ``difference`` the interaction
-    variant's `log_density_contrast` minus phase two's (B x K'), ``cols`` the K'
-    vocabulary indices, ``masks`` the concepts' cells (B x K' x cells; a concept
-    occurs where it has one). Entry [s, t] accumulates the source s's difference over
-    the images holding s, split by whether t is there too, *apart* from s: at least
-    ``APART`` of t's cells outside s's. An image where t lies on s only (an attribute
-    and the object that carries it, a background behind a source that covers it) is
-    in neither side: what it compares is one thing's make-up, not a pair.
+    ``update(difference, cols, masks, rest)``: per image, ``difference`` the
+    interaction variant's `log_density_contrast` minus phase two's (B x K'), ``cols``
+    the K' vocabulary indices, ``masks`` the concepts' cells (B x K' x cells; a concept
+    occurs where it has one), ``rest`` the variant's `log_density_rest` minus phase
+    two's (B x K' x K'; None: 0). Entry [s, t] accumulates the source s's difference
+    over the images holding s, split by whether t is there too, *apart* from s: at
+    least ``APART`` of t's cells outside s's. An image where t lies on s only (an
+    attribute and the object that carries it, a background behind a source that
+    covers it) is in neither side: what it compares is one thing's make-up, not a pair.
+    With t apart, s's contrast is taken against the cells outside t's (s's own kept):
+    ``difference`` of s minus ``rest`` [s, t]. A head that gives t itself more or
+    less of the density than phase two moves every other concept's share with it,
+    which is t's own attention, not a pair.
     """
 
     #: the share of the target's cells that must lie outside the source's
@@ -390,6 +414,9 @@ class PairEffects:
         self.n_with = torch.zeros(shape, dtype=torch.float64)
         self.sum_with = torch.zeros(shape, dtype=torch.float64)
         self.square_with = torch.zeros(shape, dtype=torch.float64)
+        # with t apart: sums of s's difference against the rest (docstring), its square
+        self.paired_with = torch.zeros(shape, dtype=torch.float64)
+        self.paired_square_with = torch.zeros(shape, dtype=torch.float64)
         self.n_on = torch.zeros(shape, dtype=torch.float64)  # t present, on s only
         self.sum_on = torch.zeros(shape, dtype=torch.float64)
         self.square_on = torch.zeros(shape, dtype=torch.float64)
@@ -397,7 +424,9 @@ class PairEffects:
         self.sum = torch.zeros(n_concepts, dtype=torch.float64)
         self.square = torch.zeros(n_concepts, dtype=torch.float64)
 
-    def update(self, difference: Tensor, cols: Tensor, masks: Tensor) -> None:
+    def update(
+        self, difference: Tensor, cols: Tensor, masks: Tensor, rest: Tensor | None = None
+    ) -> None:
         m = (masks.flatten(2) > 0).double().cpu()
         cells = m.sum(-1)  # B x K'
         o = (cells > 0).double()
@@ -415,6 +444,9 @@ class PairEffects:
             n[index] += weight.sum(0)  # [s, t]
             total[index] += torch.einsum("bs,bst->st", d, weight)
             square[index] += torch.einsum("bs,bst->st", d * d, weight)
+        paired = d[:, :, None] - (0.0 if rest is None else rest.double().cpu())
+        self.paired_with[index] += (paired * apart).sum(0)
+        self.paired_square_with[index] += (paired * paired * apart).sum(0)
         self.n[cols] += o.sum(0)
         self.sum[cols] += d.sum(0)
         self.square[cols] += (d * d).sum(0)
@@ -426,9 +458,10 @@ class PairEffects:
         images or source == target."""
         n1 = self.n_with
         n0 = self.n[:, None] - n1 - self.n_on
-        mean1 = self.sum_with / n1.clamp_min(1)
+        # with t apart, s's difference against the rest; without t, against the image
+        mean1 = self.paired_with / n1.clamp_min(1)
         mean0 = (self.sum[:, None] - self.sum_with - self.sum_on) / n0.clamp_min(1)
-        var1 = (self.square_with / n1.clamp_min(1) - mean1**2).clamp_min(0)
+        var1 = (self.paired_square_with / n1.clamp_min(1) - mean1**2).clamp_min(0)
         square0 = self.square[:, None] - self.square_with - self.square_on
         var0 = (square0 / n0.clamp_min(1) - mean0**2).clamp_min(0)
         var1, var0 = var1 * n1 / (n1 - 1).clamp_min(1), var0 * n0 / (n0 - 1).clamp_min(1)
@@ -487,9 +520,13 @@ def pair_effects(
             batch["index"].numpy(), tuple(prob.shape[2:]), min_cover, device
         )
         masks = masks.flatten(2).float()
-        attended, _ = log_density_contrast(head.logit(prob).flatten(1), masks)
-        plain, _ = log_density_contrast(torch.einsum("n,bnj->bj", w, prob.flatten(2)), masks)
-        effects.update(attended - plain, torch.as_tensor(present), masks)
+        attended = head.logit(prob).flatten(1)
+        plain = torch.einsum("n,bnj->bj", w, prob.flatten(2))
+        difference = (
+            log_density_contrast(attended, masks)[0] - log_density_contrast(plain, masks)[0]
+        )
+        rest = log_density_rest(attended, masks) - log_density_rest(plain, masks)
+        effects.update(difference, torch.as_tensor(present), masks, rest)
     table = effects.table(names, min_images)
     kinds = index.vocabulary.assign(n=effects.n.numpy())
     kept = set(kinds.sort_values("n", ascending=False).drop_duplicates("concept").index)
