@@ -79,7 +79,10 @@ SECTIONS = [
         "(the reference loss, the config's epochs and lr) on phase one's P, and on P with two "
         "more channels, the grid cells of the source's and the target's boxes; with the "
         "workflow's sigmoid output and with exp(logit), which does not saturate. The pair "
-        "effect each learns is `pair_learning`'s, on the probe images, for 3 seeds.",
+        "effect each learns is `pair_learning`'s, on the probe images, for 3 seeds; beside it "
+        "the workflow's readout of pairs on the same head: the planted pair's z, its rank in "
+        "the source's row and the largest z of any pair. (Records of this session marked "
+        "`-dirty` had only other records uncommitted; `bench/record.py` no longer counts them.)",
     ),
     (
         "interactions_split",
