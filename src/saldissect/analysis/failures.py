@@ -18,7 +18,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from saldissect.core.io import SCHEMAS
 
@@ -129,6 +128,8 @@ def odds_ratios(
     d = n_best_images - c
     cells = np.stack([a, b, c, d]).astype(float)
     cells = cells + 0.5 * (cells == 0).any(axis=0)
+    from scipy import stats  # here: scipy.stats takes half a second, in every analysis job
+
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     ratio, low, high = _woolf(*cells, z)
     p_values = [
