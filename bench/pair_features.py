@@ -30,7 +30,6 @@ results/<dataset>/ of a finished `make run` (or ``--workdir``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,8 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as nnf
-import yaml
-from pair_learning import boosted, contrast, pair_table
+from pair_learning import boosted, contrast, load_run, pair_table, run_arguments
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -49,7 +47,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from saldissect.analysis.dissection import coverage_masks  # noqa: E402
 from saldissect.analysis.stages import read_basis_weights  # noqa: E402
-from saldissect.core.config import load_schema, validate_config  # noqa: E402
 from saldissect.core.io import read_parquet  # noqa: E402
 from saldissect.data import synthetic  # noqa: E402
 from saldissect.data.datasets import ImageDataset, SaliencyDataset  # noqa: E402
@@ -171,12 +168,7 @@ class Logit(torch.nn.Module):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=ROOT, help="where the run's results are")
-    parser.add_argument(
-        "--configfile", default="config/config.yaml", help="the run's, in --workdir"
-    )
-    parser.add_argument("--dataset", default="synthetic")
-    parser.add_argument("--model", default="dinet_small")
+    run_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--features",
@@ -190,15 +182,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=None, help="default: the config's")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    os.chdir(args.workdir)
-    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
-    config = validate_config(yaml.safe_load(Path(args.configfile).read_text()), schema)
-    world, model_cfg = config["synthetic"], config["models"][args.model]
-    pair = world.get("interaction") or {}
-    if not pair.get("source") or not pair.get("weight"):
-        sys.exit("synthetic.interaction plants no pair: nothing to measure")
+    config, world, model_cfg, pair, quiet = load_run(args)
     names = (pair["source"], pair["target"])
-    quiet = {**world, "interaction": {**pair, "weight": 0.0}}
     cfg = {**config["train"]["interaction"]}
     cfg["epochs"] = args.epochs or cfg["epochs"]
     dim, size = args.dim or config["interaction"]["dim"], tuple(model_cfg["input_size"])

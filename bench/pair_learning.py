@@ -140,14 +140,34 @@ def separability(frozen, probe, data, size, source: str, target: str) -> tuple[f
     return float(right), max(share, 1 - share), len(y)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the finished run is: ``--workdir``, ``--configfile``, ``--dataset``, ``--model``."""
     parser.add_argument("--workdir", type=Path, default=ROOT, help="where the run's results are")
     parser.add_argument(
         "--configfile", default="config/config.yaml", help="the run's, in --workdir"
     )
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--model", default="dinet_small")
+
+
+def load_run(args):
+    """Into the run's folder (its tables name files from there); its validated config,
+    world, model, planted pair, and the world with the pair's boost set to 0 (the same
+    draws). Exits when the world plants no pair."""
+    os.chdir(args.workdir)
+    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
+    config = validate_config(yaml.safe_load(Path(args.configfile).read_text()), schema)
+    world, model_cfg = config["synthetic"], config["models"][args.model]
+    pair = world.get("interaction") or {}
+    if not pair.get("source") or not pair.get("weight"):
+        sys.exit("synthetic.interaction plants no pair: nothing to measure")
+    quiet = {**world, "interaction": {**pair, "weight": 0.0}}
+    return config, world, model_cfg, pair, quiet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    run_arguments(parser)
     parser.add_argument("--readouts", nargs="*", default=[], choices=list(inter.READOUTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
@@ -158,15 +178,8 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    os.chdir(args.workdir)  # the run's tables name its files from there
-    schema = load_schema(ROOT / "workflow/schemas/config.schema.yaml")
-    config = validate_config(yaml.safe_load(Path(args.configfile).read_text()), schema)
-    world, model_cfg = config["synthetic"], config["models"][args.model]
-    pair = world.get("interaction") or {}
-    if not pair.get("source") or not pair.get("weight"):
-        sys.exit("synthetic.interaction plants no pair: nothing to measure")
+    config, world, model_cfg, pair, quiet = load_run(args)
     source, target = pair["source"], pair["target"]
-    quiet = {**world, "interaction": {**pair, "weight": 0.0}}  # the same draws, no boost
     run, data = Path("results", args.dataset, args.model), Path("results", args.dataset, "data")
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
