@@ -376,11 +376,12 @@ def log_density_rest(logit: Tensor, masks: Tensor) -> Tensor:
     is set aside. Density as in `log_density_contrast`."""
     density = torch.sigmoid(logit.double())
     density = density / density.sum(-1, keepdim=True)
-    m = masks.double()
-    total = m.shape[-1]
-    mass, cells = torch.einsum("bkj,bj->bk", m, density), m.sum(-1)
-    shared_mass = (m * density[:, None]) @ m.transpose(1, 2)  # [b, s, t]
-    shared = m @ m.transpose(1, 2)
+    # the B x K' x cells products in the masks' float32 (no float64 copy of them)
+    m, total = masks.float(), masks.shape[-1]
+    mass = torch.einsum("bkj,bj->bk", m, density.float()).double()
+    cells = m.sum(-1).double()
+    shared_mass = torch.bmm(m * density.float()[:, None], m.transpose(1, 2)).double()
+    shared = torch.bmm(m, m.transpose(1, 2)).double()  # [b, s, t]: cells of both
     left = total - cells[:, None, :] + shared  # cells outside t, or on s
     rest = (1 - mass[:, None, :] + shared_mass).clamp_min(1e-12) / left.clamp_min(1) * total
     valid = (cells[:, :, None] > 0) & (cells[:, None, :] > 0) & (left > 0)
