@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as nnf
-from pair_learning import boosted, contrast, load_run, pair_table, run_arguments
+from pair_learning import boosted, load_run, normalised, object_rows, pair_table, run_arguments
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -58,9 +58,8 @@ from saldissect.training.train import batch_cc, saliency_loss  # noqa: E402
 FEATURES = {"P": "P", "masks": "P + masks"}
 
 
-def pair_masks(world: dict, split: str, index: int, names: tuple[str, str], grid) -> torch.Tensor:
+def pair_masks(scene, names: tuple[str, str], grid) -> torch.Tensor:
     """2 x h x w: the cells the source's and the target's boxes cover in one scene."""
-    scene = synthetic.scene(world, split, index)
     boxes = [
         np.asarray([o["box"] for o in scene.objects if o["name"] == name], np.float32)
         for name in names
@@ -75,23 +74,21 @@ def pair_masks(world: dict, split: str, index: int, names: tuple[str, str], grid
 
 
 @torch.no_grad()
-def inputs(frozen, table, size, world, split, names, ids):
-    """P, the pair's masks, and (for the training and validation images) maps and
-    fixations at the input size, for every image of ``table``."""
-    dataset = ImageDataset(table, size) if split == "probe" else SaliencyDataset(table, size)
-    prob, masks, maps, fixations = [], [], [], []
+def inputs(frozen, table, size, scenes, names, maps: bool = True):
+    """P, the pair's masks (from ``scenes``, one per row of ``table``), and with
+    ``maps`` the saliency maps and fixations at the input size, for every image."""
+    dataset = SaliencyDataset(table, size) if maps else ImageDataset(table, size)
+    prob, masks, gt, fixations = [], [], [], []
     for batch in DataLoader(dataset, batch_size=32):
         p = frozen(batch["image"])["prob"].float()
         prob.append(p)
-        masks += [
-            pair_masks(world, split, i, names, p.shape[2:]) for i in ids[len(masks) :][: len(p)]
-        ]
-        if split != "probe":
-            maps.append(batch["map"])
+        masks += [pair_masks(sc, names, p.shape[2:]) for sc in scenes[len(masks) :][: len(p)]]
+        if maps:
+            gt.append(batch["map"])
             fixations.append(batch["fixations"])
     out = {"prob": torch.cat(prob), "masks": torch.stack(masks)}
     if maps:
-        out |= {"map": torch.cat(maps), "fixations": torch.cat(fixations)}
+        out |= {"map": torch.cat(gt), "fixations": torch.cat(fixations)}
     return out
 
 
@@ -192,15 +189,21 @@ def main() -> None:
     frozen = inter.load_frozen(model_cfg, run / "phase1/model.pt", torch.device("cpu"))
     tables = {s: read_parquet(folder / f"{s}.parquet", "split") for s in ("train", "val")}
     tables["probe"] = read_parquet(folder / "probe.parquet", "probe").reset_index(drop=True)
-    ids = {s: list(range(len(t))) for s, t in tables.items()}
-    ids["probe"] = [int(i) - 1 for i in tables["probe"]["image_id"]]
     begin = time.perf_counter()
-    data = {s: inputs(frozen, t, size, world, s, names, ids[s]) for s, t in tables.items()}
+    probed = [boosted(world, quiet, "probe", int(i) - 1) for i in tables["probe"]["image_id"]]
+    scenes = {
+        split: [synthetic.scene(world, split, i) for i in range(len(tables[split]))]
+        for split in ("train", "val")
+    }
+    scenes["probe"] = [scene for scene, _, _ in probed]
+    data = {
+        s: inputs(frozen, t, size, scenes[s], names, maps=s != "probe") for s, t in tables.items()
+    }
     print(
         f"P and masks of {sum(len(t) for t in tables.values())} images: "
         f"{time.perf_counter() - begin:.0f} s"
     )
-    scenes = [boosted(world, quiet, "probe", i) for i in ids["probe"]]
+    truths = [synthetic.fixation_density(scene.value, world) for scene in scenes["probe"]]
     concepts = read_parquet(folder / "concepts.parquet", "concepts")
     weights = read_basis_weights(run / "basis_weights.parquet")
     extra = torch.zeros(2, dtype=weights.dtype)  # phase two reads P alone
@@ -221,24 +224,10 @@ def main() -> None:
             ).mean()
             shape = (world["height"], world["width"])
             pred = saliency(head, bias, feature_stack(data["probe"], features), output, shape)
-            density = pred[:, 0].double().clamp_min(1e-12)
-            density = (density / density.sum((1, 2), keepdim=True)).numpy()
+            density = normalised(pred, shape)
         objects = []
-        for b, (scene, flags, _) in enumerate(scenes):
-            has_target = any(o["name"] == names[1] for o in scene.objects)
-            truth = synthetic.fixation_density(scene.value, world)
-            for o, flag in zip(scene.objects, flags, strict=True):
-                if o["box"][2] * o["box"][3] == 0:
-                    continue
-                objects.append(
-                    {
-                        "name": o["name"],
-                        "boosted": flag and o["name"] == names[0],
-                        "target_in_image": has_target,
-                        "world": contrast(truth, o["box"]),
-                        "head": contrast(density[b], o["box"]),
-                    }
-                )
+        for (scene, flags, _), truth, head_density in zip(probed, truths, density, strict=True):
+            objects += object_rows(scene, flags, *names, {"world": truth, "head": head_density})
         effects = pair_table(pd.DataFrame(objects), ["world", "head"], *names)["pair effect"]
         masked = features != "P"
         readout_table = inter.pair_effects(
@@ -277,7 +266,7 @@ def main() -> None:
     print(
         f"\nplanted pair {names[0]} -> {names[1]} (+{pair['weight']}), {args.dataset}/"
         f"{args.model}, {cfg['epochs']} epochs, dim {dim}; pair effect on "
-        f"{len(scenes)} probe images\n"
+        f"{len(probed)} probe images\n"
     )
     print(results.to_markdown(index=False, floatfmt=".3f"))
     summary = results.groupby(["features", "readout", "output"], sort=False).agg(

@@ -71,6 +71,23 @@ def boosted(world: dict, quiet: dict, split: str, index: int):
     return scene, flags, gain
 
 
+def object_rows(scene, flags, source: str, target: str, densities: dict) -> list[dict]:
+    """One row per object of a scene (boxes of no area left out): its name, whether
+    the pair boosted it, whether a target is in the image, and its box's `contrast`
+    in each of ``densities`` (name -> H x W density)."""
+    has_target = any(o["name"] == target for o in scene.objects)
+    return [
+        {
+            "name": o["name"],
+            "boosted": flag and o["name"] == source,
+            "target_in_image": has_target,
+            **{name: contrast(density, o["box"]) for name, density in densities.items()},
+        }
+        for o, flag in zip(scene.objects, flags, strict=True)
+        if o["box"][2] * o["box"][3] > 0
+    ]
+
+
 def pair_table(rows: pd.DataFrame, columns: list[str], source: str, target: str) -> pd.DataFrame:
     src = rows[rows["name"] == source]
     others = rows[~rows["name"].isin([source, target])]
@@ -229,19 +246,8 @@ def main() -> None:
                 index = int(probe.iloc[row]["image_id"]) - 1
                 scene, flags, _ = boosted(world, quiet, "probe", index)
                 truth = synthetic.fixation_density(scene.value, world)
-                has_target = any(o["name"] == target for o in scene.objects)
-                for o, flag in zip(scene.objects, flags, strict=True):
-                    if o["box"][2] * o["box"][3] == 0:
-                        continue
-                    rows.append(
-                        {
-                            "name": o["name"],
-                            "boosted": flag and o["name"] == source,
-                            "target_in_image": has_target,
-                            "world": contrast(truth, o["box"]),
-                            **{name: contrast(m[b], o["box"]) for name, m in maps.items()},
-                        }
-                    )
+                densities = {"world": truth, **{name: m[b] for name, m in maps.items()}}
+                rows += object_rows(scene, flags, source, target, densities)
     rows = pd.DataFrame(rows)
     columns = ["world", "phase two", *heads]
     print(
